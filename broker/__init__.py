@@ -1,0 +1,1 @@
+"""The support broker: support keys, sessions and the events between their participants."""

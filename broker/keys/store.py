@@ -1,0 +1,152 @@
+"""Issue, look up, consume and revoke support keys. Only keyed hashes reach the database."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db import support_keys
+from ..errors import KEY_EXPIRED, KEY_REVOKED, KEY_UNKNOWN, KEY_USED, KeyRejected
+from ..hashing import Hasher, Sealer
+from .codes import CODE_DIGITS, generate_code, generate_token
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A key as handed to the technician, once: the plain code and token are never stored."""
+
+    session_id: str
+    code: str
+    token: str
+    expires_at: float
+
+    def __post_init__(self) -> None:
+        if len(self.code) != CODE_DIGITS or not self.code.isdigit():
+            raise ValueError("a support code has nine digits")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: int
+    session_id: str
+    expires_at: float
+    used_at: float | None
+    revoked_at: float | None
+
+    def rejection(self, now: float) -> KeyRejected | None:
+        """Why this key cannot be redeemed at `now`, or None if it can."""
+        if self.revoked_at is not None:
+            return KeyRejected("This support key was withdrawn.", code=KEY_REVOKED)
+        if self.used_at is not None:
+            return KeyRejected("This support key has already been used.", code=KEY_USED)
+        if now >= self.expires_at:
+            return KeyRejected("This support key has expired.", code=KEY_EXPIRED)
+        return None
+
+
+def _record(row: Any) -> KeyRecord:
+    return KeyRecord(row.id, row.session_id, row.expires_at, row.used_at, row.revoked_at)
+
+
+class KeyStore:
+    """Support keys in the database. Callers pass the connection so keys change with sessions."""
+
+    def __init__(self, hasher: Hasher, sealer: Sealer) -> None:
+        self._hasher = hasher
+        self._sealer = sealer
+
+    async def issue(self, conn: AsyncConnection, session_id: str, now: float,
+                    lifetime: float) -> IssuedKey:
+        # A code may repeat an old, dead key's code; it must not repeat a live one.
+        for _ in range(20):
+            code = generate_code()
+            code_hash = self._hasher.hash("code", code)
+            live = await conn.scalar(
+                sa.select(sa.func.count()).select_from(support_keys).where(
+                    support_keys.c.code_hash == code_hash,
+                    support_keys.c.used_at.is_(None),
+                    support_keys.c.revoked_at.is_(None),
+                    support_keys.c.expires_at > now))
+            if not live:
+                break
+        else:  # pragma: no cover - needs ~10^8 live keys
+            raise RuntimeError("could not find a free support code")
+        token = generate_token()
+        await conn.execute(support_keys.insert().values(
+            session_id=session_id, code_hash=code_hash,
+            token_hash=self._hasher.hash("token", token),
+            sealed=self._sealer.seal(json.dumps([code, token]), session_id),
+            created_at=now, expires_at=now + lifetime))
+        return IssuedKey(session_id, code, token, now + lifetime)
+
+    async def find(self, conn: AsyncConnection, *, code: str | None = None,
+                   token: str | None = None) -> KeyRecord:
+        if code is not None:
+            where = support_keys.c.code_hash == self._hasher.hash("code", code)
+        elif token is not None:
+            where = support_keys.c.token_hash == self._hasher.hash("token", token)
+        else:
+            raise ValueError("find needs a code or a token")
+        # The newest key with this code is the one a person means; older ones are dead.
+        row = (await conn.execute(
+            sa.select(support_keys).where(where).order_by(support_keys.c.id.desc()).limit(1)
+        )).first()
+        if row is None:
+            raise KeyRejected("No support key matches.", code=KEY_UNKNOWN)
+        return _record(row)
+
+    async def consume(self, conn: AsyncConnection, key: KeyRecord, now: float) -> None:
+        """Mark the key used. Of two concurrent callers exactly one succeeds."""
+        rejection = key.rejection(now)
+        if rejection is not None:
+            raise rejection
+        result = await conn.execute(
+            support_keys.update().where(
+                support_keys.c.id == key.id,
+                support_keys.c.used_at.is_(None),
+                support_keys.c.revoked_at.is_(None),
+                support_keys.c.expires_at > now,
+            ).values(used_at=now, sealed=None))
+        if result.rowcount != 1:
+            fresh = await self.find_by_id(conn, key.id)
+            raise fresh.rejection(now) or KeyRejected(code=KEY_USED)
+
+    async def find_by_id(self, conn: AsyncConnection, key_id: int) -> KeyRecord:
+        row = (await conn.execute(sa.select(support_keys).where(support_keys.c.id == key_id))).one()
+        return _record(row)
+
+    async def revoke(self, conn: AsyncConnection, session_id: str, now: float) -> bool:
+        """Withdraw a live key; False if it was no longer live."""
+        result = await conn.execute(
+            support_keys.update().where(
+                support_keys.c.session_id == session_id,
+                support_keys.c.used_at.is_(None),
+                support_keys.c.revoked_at.is_(None),
+                support_keys.c.expires_at > now,
+            ).values(revoked_at=now, sealed=None))
+        return bool(result.rowcount)
+
+    async def retire(self, conn: AsyncConnection, session_id: str, now: float) -> None:
+        """The session ended: a still-live key is revoked, and no sealed copy remains."""
+        await self.revoke(conn, session_id, now)
+        await conn.execute(support_keys.update().where(
+            support_keys.c.session_id == session_id).values(sealed=None))
+
+    async def reveal(self, conn: AsyncConnection, session_id: str, now: float) -> IssuedKey:
+        """The live key of a session in plain, for sending it; KeyRejected if it is not live."""
+        row = (await conn.execute(
+            sa.select(support_keys).where(support_keys.c.session_id == session_id))).first()
+        if row is None:
+            raise KeyRejected("This session has no key.", code=KEY_UNKNOWN)
+        record = _record(row)
+        rejection = record.rejection(now)
+        if rejection is not None:
+            raise rejection
+        if row.sealed is None:
+            raise KeyRejected("The key can no longer be sent.", code=KEY_REVOKED)
+        code, token = json.loads(self._sealer.open(row.sealed, session_id))
+        return IssuedKey(session_id, code, token, row.expires_at)

@@ -1,0 +1,170 @@
+"""Rate limits: growing lockouts against guessing, token buckets against floods."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+
+from .clock import Clock
+from .errors import RateLimited
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class _Record:
+    failures: int = 0
+    locked_until: float = 0.0
+    last_failure: float = 0.0
+
+
+class Attempt:
+    """One guarded attempt; call `fail()` if it was a failed guess."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def fail(self) -> None:
+        self.failed = True
+
+
+@dataclasses.dataclass(slots=True)
+class _Gate:
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class GuessLimiter:
+    """Lockouts that double with every failure past a free allowance, per client and globally.
+
+    Per client: `free` failures cost nothing; failure number free+k locks the client for
+    base * 2**(k-1) seconds, at most `max_delay`. A client quiet for `max_delay` starts over.
+    Globally: more than `global_per_minute` failures within a minute lock everyone out,
+    for a delay that doubles each time the global limit trips again before it has recovered.
+    """
+
+    def __init__(self, clock: Clock, *, free: int, base_delay: float, max_delay: float,
+                 global_per_minute: int | None, max_clients: int = 100_000) -> None:
+        self._clock = clock
+        self._free = free
+        self._base = base_delay
+        self._max = max_delay
+        self._global_limit = global_per_minute
+        self._max_clients = max_clients
+        self._clients: collections.OrderedDict[str, _Record] = collections.OrderedDict()
+        self._recent: collections.deque[float] = collections.deque()
+        self._global = _Record()
+        self._gates: dict[str, _Gate] = {}
+
+    def check(self, client: str, *, include_global: bool = True) -> None:
+        """Raise RateLimited if `client` (or, with include_global, everyone) must wait."""
+        now = self._clock.now()
+        record = self._clients.get(client)
+        waits = [self._global.locked_until - now if include_global else 0.0]
+        if record is not None:
+            waits.append(record.locked_until - now)
+        wait = max(waits)
+        if wait > 0:
+            raise RateLimited(wait)
+
+    @contextlib.asynccontextmanager
+    async def attempt(self, client: str, *,
+                      include_global: bool = True) -> AsyncIterator[Attempt]:
+        """Guard one attempt. A client's attempts run one at a time, each checked only after
+        the previous one was counted, so concurrent guesses cannot share a check; honest
+        simultaneous attempts (an office behind one address) just wait their turn."""
+        gate = self._gates.setdefault(client, _Gate())
+        gate.users += 1
+        try:
+            async with gate.lock:
+                self.check(client, include_global=include_global)
+                outcome = Attempt()
+                try:
+                    yield outcome
+                finally:  # a failed guess usually leaves by raising
+                    if outcome.failed:
+                        self.failure(client, include_global=include_global)
+        finally:
+            gate.users -= 1
+            if gate.users == 0:
+                self._gates.pop(client, None)
+
+    def failure(self, client: str, *, include_global: bool = True) -> None:
+        now = self._clock.now()
+        record = self._clients.pop(client, None) or _Record()
+        if now - max(record.last_failure, record.locked_until) > self._max:
+            record = _Record()
+        record.failures += 1
+        record.last_failure = now
+        over = record.failures - self._free
+        if over > 0:
+            record.locked_until = now + self._delay(over)
+            log.warning("client %s locked out for %.0f s after %d failures",
+                        client, record.locked_until - now, record.failures)
+        self._clients[client] = record
+        while len(self._clients) > self._max_clients:
+            self._clients.popitem(last=False)
+        if include_global:
+            self._global_failure(now)
+
+    def _global_failure(self, now: float) -> None:
+        if self._global_limit is None:
+            return
+        self._recent.append(now)
+        while self._recent and self._recent[0] <= now - 60:
+            self._recent.popleft()
+        if len(self._recent) > self._global_limit and now >= self._global.locked_until:
+            if now - self._global.locked_until > self._max:
+                self._global.failures = 0
+            self._global.failures += 1
+            self._global.last_failure = now
+            self._global.locked_until = now + self._delay(self._global.failures)
+            self._recent.clear()
+            log.warning("global guessing limit reached: locked for %.0f s",
+                        self._global.locked_until - now)
+
+    def _delay(self, over: int) -> float:
+        return float(min(self._base * 2 ** min(over - 1, 60), self._max))
+
+
+class TokenBucket:
+    """`burst` actions at once, refilled at `rate` per second."""
+
+    def __init__(self, clock: Clock, *, rate: float, burst: int) -> None:
+        self._clock = clock
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = clock.now()
+
+    def take(self) -> None:
+        now = self._clock.now()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1:
+            raise RateLimited((1 - self._tokens) / self._rate, "Too many messages; slow down.")
+        self._tokens -= 1
+
+
+class KeyedBuckets:
+    """One TokenBucket per key (e.g. per session participant), the least recently used
+    forgotten beyond `max_keys`, so reconnecting does not reset anyone's allowance."""
+
+    def __init__(self, clock: Clock, *, rate: float, burst: int, max_keys: int = 100_000) -> None:
+        self._clock = clock
+        self._rate = rate
+        self._burst = burst
+        self._max = max_keys
+        self._buckets: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
+
+    def take(self, key: str) -> None:
+        bucket = self._buckets.pop(key, None) or TokenBucket(
+            self._clock, rate=self._rate, burst=self._burst)
+        self._buckets[key] = bucket
+        while len(self._buckets) > self._max:
+            self._buckets.popitem(last=False)
+        bucket.take()

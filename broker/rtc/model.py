@@ -1,0 +1,159 @@
+"""A share: one screen shown by one peer to the other, with its own small state machine.
+
+A share is not a session state: a session can have shares come and go while it runs (and
+while its end user reconnects). At most one share is live in a session at a time; the
+technician switches direction by stopping one and starting the other.
+
+    requested ──consent──▶ consented ──start──▶ active ◀──resume/pause──▶ paused
+        │                      │                  │                          │
+        └──refuse──▶ refused   └──────────────────┴────── stop ─────────────┴──▶ stopped
+
+A share the technician makes from their own screen starts in `consented`: the one who
+shows is the one who asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from typing import Any
+
+from ..errors import IllegalTransition
+
+
+class Direction(enum.StrEnum):
+    END_USER_TO_TECHNICIAN = "end_user_to_technician"   # the technician views
+    TECHNICIAN_TO_END_USER = "technician_to_end_user"   # the technician shows
+
+
+class Source(enum.StrEnum):
+    """What captures the sharing side's screen: the browser (getDisplayMedia) or the
+    native agent. Signaling is the same for both."""
+
+    BROWSER = "browser"
+    AGENT = "agent"
+
+
+class ShareState(enum.StrEnum):
+    REQUESTED = "requested"
+    CONSENTED = "consented"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    REFUSED = "refused"
+    STOPPED = "stopped"
+
+    @property
+    def live(self) -> bool:
+        return self not in (ShareState.REFUSED, ShareState.STOPPED)
+
+    @property
+    def signaling(self) -> bool:
+        """Whether the two peers may exchange signaling: only after consent."""
+        return self in (ShareState.CONSENTED, ShareState.ACTIVE, ShareState.PAUSED)
+
+
+TRANSITIONS: dict[ShareState, frozenset[ShareState]] = {
+    ShareState.REQUESTED: frozenset({ShareState.CONSENTED, ShareState.REFUSED,
+                                     ShareState.STOPPED}),
+    ShareState.CONSENTED: frozenset({ShareState.ACTIVE, ShareState.STOPPED}),
+    ShareState.ACTIVE: frozenset({ShareState.PAUSED, ShareState.STOPPED}),
+    ShareState.PAUSED: frozenset({ShareState.ACTIVE, ShareState.STOPPED}),
+    ShareState.REFUSED: frozenset(),
+    ShareState.STOPPED: frozenset(),
+}
+
+SHARE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ControlState(enum.StrEnum):
+    """Remote control of an agent share: asked for by the viewer, granted by the person at
+    the shared computer (through the agent), ended by either side at any time.
+
+        none ──request──▶ requested ──grant──▶ granted
+         ▲                    │                   │
+         └──── refuse / stop ─┴────── stop ───────┘
+    """
+
+    NONE = "none"
+    REQUESTED = "requested"
+    GRANTED = "granted"
+
+
+CONTROL_TRANSITIONS: dict[ControlState, frozenset[ControlState]] = {
+    ControlState.NONE: frozenset({ControlState.REQUESTED}),
+    ControlState.REQUESTED: frozenset({ControlState.GRANTED, ControlState.NONE}),
+    ControlState.GRANTED: frozenset({ControlState.NONE}),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Peer:
+    """One side of a share: a session participant, by the sender name its socket has."""
+
+    sender: str
+    role: str
+    name: str
+
+    def public(self) -> dict[str, Any]:
+        return {"sender": self.sender, "role": self.role, "name": self.name}
+
+
+class Share:
+    """One share's identity (fixed) and state (changed only through `set_state`)."""
+
+    def __init__(self, session_id: str, share_id: str, direction: Direction, source: Source,
+                 sharer: Peer, viewer: Peer) -> None:
+        if not SHARE_ID.match(share_id):
+            raise ValueError("a share id has 1 to 64 letters, digits, '-' or '_'")
+        if sharer.sender == viewer.sender:
+            raise ValueError("a share needs two different peers")
+        self.session_id = session_id
+        self.id = share_id
+        self.direction = direction
+        self.source = source
+        self.sharer = sharer
+        self.viewer = viewer
+        # The one who shows is the one who asked: no consent to wait for.
+        self._state = (ShareState.CONSENTED if direction is Direction.TECHNICIAN_TO_END_USER
+                       else ShareState.REQUESTED)
+        self.paused_by: str | None = None
+        self._control = ControlState.NONE
+
+    @property
+    def state(self) -> ShareState:
+        return self._state
+
+    @property
+    def control(self) -> ControlState:
+        return self._control
+
+    def set_control(self, new: ControlState) -> None:
+        """The one place remote control of this share changes."""
+        if new not in CONTROL_TRANSITIONS[self._control]:
+            raise IllegalTransition(f"remote control cannot go from {self._control} to {new}")
+        self._control = new
+
+    def set_state(self, new: ShareState, by: str | None = None) -> None:
+        """The one place a share's state changes. `by` is who did it (for pauses)."""
+        if new not in TRANSITIONS[self._state]:
+            raise IllegalTransition(f"a share cannot go from {self._state} to {new}")
+        self._state = new
+        self.paused_by = by if new is ShareState.PAUSED else None
+
+    def peer(self, sender: str) -> Peer | None:
+        if sender == self.sharer.sender:
+            return self.sharer
+        if sender == self.viewer.sender:
+            return self.viewer
+        return None
+
+    def other(self, sender: str) -> Peer:
+        return self.viewer if sender == self.sharer.sender else self.sharer
+
+    def public(self) -> dict[str, Any]:
+        """The fields every share event carries."""
+        return {"share_id": self.id, "direction": self.direction.value,
+                "source": self.source.value, "sharer": self.sharer.sender,
+                "viewer": self.viewer.sender, "sharer_name": self.sharer.name,
+                "viewer_name": self.viewer.name, "control": self._control.value}

@@ -1,0 +1,8 @@
+"""File transfer in sessions: resumable (tus), verified (SHA-256), limited, encrypted at rest."""
+
+from .limits import Limits
+from .model import Upload, UploadState
+from .service import ByteSource, RequestChecksum, TransferService
+
+__all__ = ["ByteSource", "Limits", "RequestChecksum", "TransferService", "Upload",
+           "UploadState"]

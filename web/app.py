@@ -1,0 +1,112 @@
+"""`create_app(settings)`: the whole broker as one aiohttp application."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import WSCloseCode, web
+from aiohttp.typedefs import Handler
+from aiohttp_session import setup as setup_cookie_sessions
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.fernet import Fernet
+
+from broker.bus import EventBus
+from broker.clock import Clock
+from broker.core import Broker
+from broker.hashing import load_or_create_secret
+from broker.settings import Settings
+
+from . import agent, api, files, handoff, ops, pages, rtc, ws  # noqa: F401 - registers handlers
+from .auth import SESSION_COOKIE
+from .errors import error_middleware
+from .i18n import LANG_COOKIE, LANGUAGES, Catalogs
+from .linkify import linkify
+from .state import BROKER, CATALOGS, SOCKETS
+
+log = logging.getLogger(__name__)
+_HERE = Path(__file__).parent
+_CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'")
+
+
+@web.middleware
+async def response_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Security headers on everything; a page opened with ?lang= keeps that language for
+    the pages that follow. (One middleware, not two: each holds a frame for as long as a
+    WebSocket lives.)"""
+    response = await handler(request)
+    lang = request.query.get("lang")
+    if lang in LANGUAGES and request.cookies.get(LANG_COOKIE) != lang:
+        pages.remember_language(request, response, lang)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if response.content_type == "text/html":
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+    if response.content_type == "text/html" or request.path.startswith("/api/"):
+        # Pages and API answers carry tokens, keys and transcripts: never cache them.
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Clients reconnect by themselves after GOING_AWAY and resume by sequence number."""
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for socket in set(sockets):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               bus: EventBus | None = None) -> web.Application:
+    app = web.Application(middlewares=[response_headers, error_middleware],
+                          client_max_size=64 * 1024)
+    app[CATALOGS] = Catalogs(settings.default_language)
+    app[SOCKETS] = weakref.WeakSet()
+    cookie_key = load_or_create_secret(settings.data_dir, "cookie-secret")
+    setup_cookie_sessions(app, EncryptedCookieStorage(
+        Fernet(base64.urlsafe_b64encode(cookie_key)), cookie_name=SESSION_COOKIE, httponly=True,
+        samesite="Lax", secure=settings.session_cookie_secure, max_age=12 * 3600))
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(_HERE / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        context_processors=[pages.template_context])
+    env.filters["linkify"] = linkify
+
+    async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+        broker = await Broker.open(settings, clock, bus)
+        app[BROKER] = broker
+        # Nobody is connected to a broker that just started: the sessions whose end users
+        # were connected to it wait for their reconnect, with a fresh window.
+        await broker.go_live()
+        tasks = [asyncio.create_task(broker.sweep_forever(), name="sweeper"),
+                 asyncio.create_task(broker.deliveries.run_forever(), name="delivery-worker")]
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await broker.close()
+
+    app.cleanup_ctx.append(broker_ctx)
+    app.on_shutdown.append(_close_sockets)
+    app.add_routes(pages.routes)
+    app.add_routes(api.routes)
+    app.add_routes(handoff.routes)
+    app.add_routes(ops.routes)
+    ws.setup(app)
+    agent.setup(app)
+    files.setup(app)
+    app.router.add_static("/static", _HERE / "static", append_version=True, name="static")
+    env.globals["static"] = lambda filename: str(
+        app.router["static"].url_for(filename=filename))
+    return app

@@ -1,0 +1,99 @@
+"""Screen-sharing frames on the session socket (docs/protocol.md, "Screen sharing").
+
+Share changes go to the share service, which stores them as session events; signaling is
+relayed to the other peer of the share, or held for it until it says `rtc.ready`.
+"""
+
+from __future__ import annotations
+
+from broker.protocol.rtc import (
+    ControlConsent,
+    ControlRequest,
+    ControlStop,
+    RtcAnswer,
+    RtcCandidate,
+    RtcOffer,
+    RtcReady,
+    RtcRestart,
+    ShareConsent,
+    SharePause,
+    ShareRequest,
+    ShareResume,
+    ShareStart,
+    ShareStop,
+)
+
+from .ws import Connection, Participant, handles
+
+
+class _SocketPresence:
+    """A participant's socket, for as long as it is open."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def alive(self) -> bool:
+        return not (self._conn.closing or self._conn.ws.closed)
+
+
+@handles(ShareRequest)
+async def _request(p: Participant, message: ShareRequest) -> None:
+    await p.broker.shares.request(p.session.id, p.actor, message.id, message.direction,
+                                  message.source)
+
+
+@handles(ShareConsent)
+async def _consent(p: Participant, message: ShareConsent) -> None:
+    await p.broker.shares.consent(p.session.id, p.actor, message.id, message.accept)
+
+
+@handles(ShareStart)
+async def _start(p: Participant, message: ShareStart) -> None:
+    await p.broker.shares.start(p.session.id, p.actor, message.id)
+
+
+@handles(SharePause)
+async def _pause(p: Participant, message: SharePause) -> None:
+    await p.broker.shares.pause(p.session.id, p.actor, message.id)
+
+
+@handles(ShareResume)
+async def _resume(p: Participant, message: ShareResume) -> None:
+    await p.broker.shares.resume(p.session.id, p.actor, message.id)
+
+
+@handles(ShareStop)
+async def _stop(p: Participant, message: ShareStop) -> None:
+    await p.broker.shares.stop(p.session.id, p.actor, message.id, message.reason)
+
+
+@handles(RtcReady)
+async def _ready(p: Participant, message: RtcReady) -> None:
+    frames = await p.broker.shares.ready(p.session.id, p.actor, message.id, message.fresh,
+                                         _SocketPresence(p.conn))
+    for frame in frames:
+        p.conn.send(frame)
+
+
+@handles(RtcOffer)
+@handles(RtcAnswer)
+@handles(RtcCandidate)
+@handles(RtcRestart)
+async def _relay(p: Participant, message: RtcOffer | RtcAnswer | RtcCandidate | RtcRestart
+                 ) -> None:
+    await p.broker.shares.relay(p.session.id, p.actor, message)
+
+
+@handles(ControlRequest)
+async def _control_request(p: Participant, message: ControlRequest) -> None:
+    await p.broker.shares.request_control(p.session.id, p.actor, message.id)
+
+
+@handles(ControlConsent)
+async def _control_consent(p: Participant, message: ControlConsent) -> None:
+    await p.broker.shares.answer_control(p.session.id, p.actor, message.id, message.accept)
+
+
+@handles(ControlStop)
+async def _control_stop(p: Participant, message: ControlStop) -> None:
+    await p.broker.shares.stop_control(p.session.id, p.actor, message.id, message.reason)
