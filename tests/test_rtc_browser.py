@@ -61,6 +61,20 @@ async def wait_frames_grow(video: Any, by: int = 5, timeout_ms: int = 15000) -> 
     return await frames_decoded(video)
 
 
+async def wait_frames_settle(video: Any, timeout_s: float = 10.0) -> int:
+    """Until framesDecoded stays put across two stats polls (the page reads getStats
+    once a second, so a count read soon after a pause can still be from before it);
+    fails if the frames never stop."""
+    last = await frames_decoded(video)
+    for _ in range(int(timeout_s / 2.5)):
+        await video.page.wait_for_timeout(2500)
+        now = await frames_decoded(video)
+        if now <= last + 1:
+            return now
+        last = now
+    raise AssertionError(f"frames still arriving after {timeout_s} s: {last}")
+
+
 async def open_session(live: LiveBroker, people: People) -> tuple[Any, Any, Any]:
     """The technician's dashboard with a session, and the end user in its chat."""
     await add_technician(live, "Alice Example")
@@ -125,9 +139,8 @@ async def test_the_technician_sees_the_end_users_screen_after_consent(
     await viewer.get_by_role("button", name="Pause").click()
     await expect(bar).to_contain_text("Screen sharing is paused")
     await expect(viewer.locator('[data-role="paused"]')).to_be_visible()
-    await dash.wait_for_timeout(600)
-    paused_at = await frames_decoded(video)
-    await dash.wait_for_timeout(1500)
+    paused_at = await wait_frames_settle(video)
+    await dash.wait_for_timeout(2500)
     assert await frames_decoded(video) <= paused_at + 1
     await viewer.get_by_role("button", name="Resume").click()
     await expect(bar).to_contain_text("You are sharing your screen")

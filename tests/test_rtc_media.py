@@ -69,8 +69,15 @@ async def test_the_end_users_screen_reaches_the_technician_and_pauses(
         await technician.share("share.pause")
         await user.next_event("share.paused")
         await user.pause_media(True)
-        await asyncio.sleep(0.3)
-        before = technician.frames
+        # Frames already on their way may still land; then nothing more comes.
+        before = -1
+        for _ in range(20):
+            if technician.frames == before:
+                break
+            before = technician.frames
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError("frames still arriving 10 s after the pause")
         await asyncio.sleep(0.7)
         assert technician.frames == before
         await technician.share("share.resume")
