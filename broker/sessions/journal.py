@@ -10,8 +10,11 @@ never number two events alike, and the checks that must hold when an event is st
 against the locked row, not against what this node last saw.
 
 Each node keeps a small cache per session (its state, recent client ids) to answer most
-questions without the database; with one node it is exact, with several it is a hint
-that the writer corrects.
+questions without the database; with several nodes it is a hint that the writer
+corrects. With one node nobody else writes the journal, so the cache is exact and the
+writer numbers from it instead of locking and reading the rows: a transaction then only
+inserts the events and moves ``sessions.last_seq`` on (kept, so that a restart, or a
+second node added later, continues the numbering).
 """
 
 from __future__ import annotations
@@ -48,19 +51,20 @@ def session_topic(session_id: str) -> str:
 
 
 @dataclasses.dataclass(slots=True)
-class _Live:
-    """What the journal keeps in memory per session it has touched."""
-
-    state: SessionState
-    recent: collections.OrderedDict[tuple[str, str], int]  # (sender, client id) -> seq
-
-
-@dataclasses.dataclass(slots=True)
 class _Locked:
-    """A session row as the writer holds it locked."""
+    """A session row's state and last sequence number, as the writer holds it."""
 
     state: SessionState
     last_seq: int
+
+
+@dataclasses.dataclass(slots=True)
+class _Live:
+    """What the journal keeps in memory per session it has touched."""
+
+    state: SessionState  # including the changes queued behind the writer
+    recent: collections.OrderedDict[tuple[str, str], int]  # (sender, client id) -> seq
+    stored: _Locked  # as last committed (exact with one node)
 
 
 @dataclasses.dataclass(slots=True)
@@ -185,26 +189,29 @@ class Journal:
         last await to the end nothing else runs, and a load that lost a race to another
         keeps the winner's (newer) cache."""
         async with self._engine.connect() as conn:
-            state = await conn.scalar(
-                sa.select(sessions.c.state).where(sessions.c.id == session_id))
-            if state is None:
+            row = (await conn.execute(sa.select(sessions.c.state, sessions.c.last_seq)
+                                      .where(sessions.c.id == session_id))).first()
+            if row is None:
                 raise NotFound("No such session.")
             rows = [] if refresh else (await conn.execute(
                 sa.select(events.c.sender, events.c.client_id, events.c.seq)
                 .where(events.c.session_id == session_id, events.c.client_id.is_not(None))
                 .order_by(events.c.seq.desc()).limit(_RECENT_CLIENT_IDS))).all()
+        state = SessionState(row.state)
         live = self._live.get(session_id)
         if live is None:
             live = self._live[session_id] = _Live(
-                SessionState(state), collections.OrderedDict(
-                    ((row.sender, row.client_id), row.seq) for row in reversed(rows)))
+                state, collections.OrderedDict(
+                    ((r.sender, r.client_id), r.seq) for r in reversed(rows)),
+                _Locked(state, int(row.last_seq)))
         elif refresh:
-            live.state = SessionState(state)
+            live.state = state
         return live
 
     def seed(self, session_id: str, state: SessionState) -> None:
         """A session this node just created: nothing to load from the database."""
-        self._live.setdefault(session_id, _Live(state, collections.OrderedDict()))
+        self._live.setdefault(session_id, _Live(state, collections.OrderedDict(),
+                                                _Locked(state, 0)))
 
     def forget(self, session_id: str) -> None:
         """Drop an ended session's cache; it reloads from the database."""
@@ -276,11 +283,7 @@ class Journal:
         others are settled here: refused, or resends of stored events)."""
         ids = sorted({p.session_id for p in batch})
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(
-                sa.select(sessions.c.id, sessions.c.state, sessions.c.last_seq)
-                .where(sessions.c.id.in_(ids)).order_by(sessions.c.id).with_for_update())).all()
-            current = {row.id: _Locked(SessionState(row.state), int(row.last_seq))
-                       for row in rows}
+            current = await self._lock(conn, ids)
             known = await self._stored_client_ids(conn, batch) if self._shared else {}
             stored: list[_Pending] = []
             outcomes: list[tuple[_Pending, BaseException | tuple[int, bool]]] = []
@@ -329,11 +332,31 @@ class Journal:
             live = self._live.get(session_id)
             if live is not None:
                 live.state = locked.state
+                live.stored = locked
         for pending, outcome in outcomes:
             if isinstance(outcome, tuple):
                 self._remember(pending, outcome[0])
             _settle(pending.done, outcome)
         return stored
+
+    async def _lock(self, conn: AsyncConnection, ids: list[str]) -> dict[str, _Locked]:
+        """The sessions' rows as this transaction may change them: locked and read (several
+        nodes), or copied from the exact cache (one node; read when not cached)."""
+        current: dict[str, _Locked] = {}
+        if not self._shared:
+            for session_id in ids:
+                live = self._live.get(session_id)
+                if live is not None:
+                    current[session_id] = _Locked(live.stored.state, live.stored.last_seq)
+        missing = [session_id for session_id in ids if session_id not in current]
+        if missing:
+            rows = (await conn.execute(
+                sa.select(sessions.c.id, sessions.c.state, sessions.c.last_seq)
+                .where(sessions.c.id.in_(missing)).order_by(sessions.c.id)
+                .with_for_update())).all()
+            current.update((row.id, _Locked(SessionState(row.state), int(row.last_seq)))
+                           for row in rows)
+        return current
 
     async def _stored_client_ids(self, conn: AsyncConnection, batch: list[_Pending]
                                  ) -> dict[tuple[str, str, str], int]:
