@@ -3,18 +3,18 @@
 One writer task commits whatever has queued up while the previous commit ran, so a busy
 broker makes few, larger transactions instead of one per message. In each transaction
 the database hands out the sequence numbers: the writer locks the rows of the sessions in
-the batch (``SELECT ... FOR UPDATE``, in id order), numbers the events from
-``sessions.last_seq`` and moves it on. So several broker nodes can write one session and
-never number two events alike, and the checks that must hold when an event is stored
+the batch (``SELECT ... FOR UPDATE``, in id order), then reads their highest stored
+sequence numbers (an index lookup each) and numbers on from there. Every writer takes
+the lock before it reads, so several broker nodes can write one session and never number
+two events alike, and the checks that must hold when an event is stored
 (the session has not ended, a state change is allowed, a client id is new) are made
 against the locked row, not against what this node last saw.
 
 Each node keeps a small cache per session (its state, recent client ids) to answer most
 questions without the database; with several nodes it is a hint that the writer
 corrects. With one node nobody else writes the journal, so the cache is exact and the
-writer numbers from it instead of locking and reading the rows: a transaction then only
-inserts the events and moves ``sessions.last_seq`` on (kept, so that a restart, or a
-second node added later, continues the numbering).
+writer numbers from it instead of locking and reading: a transaction then only inserts
+the events (and changes the session row when an event changes its state).
 """
 
 from __future__ import annotations
@@ -189,23 +189,25 @@ class Journal:
         last await to the end nothing else runs, and a load that lost a race to another
         keeps the winner's (newer) cache."""
         async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(sessions.c.state, sessions.c.last_seq)
-                                      .where(sessions.c.id == session_id))).first()
-            if row is None:
+            state = await conn.scalar(
+                sa.select(sessions.c.state).where(sessions.c.id == session_id))
+            if state is None:
                 raise NotFound("No such session.")
+            last_seq = 0 if refresh else await conn.scalar(
+                sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0))
+                .where(events.c.session_id == session_id))
             rows = [] if refresh else (await conn.execute(
                 sa.select(events.c.sender, events.c.client_id, events.c.seq)
                 .where(events.c.session_id == session_id, events.c.client_id.is_not(None))
                 .order_by(events.c.seq.desc()).limit(_RECENT_CLIENT_IDS))).all()
-        state = SessionState(row.state)
         live = self._live.get(session_id)
         if live is None:
             live = self._live[session_id] = _Live(
-                state, collections.OrderedDict(
-                    ((r.sender, r.client_id), r.seq) for r in reversed(rows)),
-                _Locked(state, int(row.last_seq)))
+                SessionState(state), collections.OrderedDict(
+                    ((row.sender, row.client_id), row.seq) for row in reversed(rows)),
+                _Locked(SessionState(state), int(last_seq or 0)))
         elif refresh:
-            live.state = state
+            live.state = SessionState(state)
         return live
 
     def seed(self, session_id: str, state: SessionState) -> None:
@@ -308,25 +310,18 @@ class Journal:
                                       pending.client_id)
                 if key is not None:
                     known[key] = now.last_seq
-                change = changes.setdefault(pending.session_id, {})
-                if pending.new_state is not None:
-                    now.state = pending.new_state
-                    change["state"] = pending.new_state.value
-                change.update(pending.columns or {})
-                change["last_seq"] = now.last_seq
+                if pending.new_state is not None or pending.columns:
+                    change = changes.setdefault(pending.session_id, {})
+                    if pending.new_state is not None:
+                        now.state = pending.new_state
+                        change["state"] = pending.new_state.value
+                    change.update(pending.columns or {})
                 stored.append(pending)
             if stored:
                 await conn.execute(events.insert(), [_row(p) for p in stored])
-                plain = [{"sid": sid, "seq": values["last_seq"]}
-                         for sid, values in changes.items() if len(values) == 1]
-                if plain:
-                    await conn.execute(
-                        sessions.update().where(sessions.c.id == sa.bindparam("sid"))
-                        .values(last_seq=sa.bindparam("seq")), plain)
                 for sid, values in changes.items():
-                    if len(values) > 1:
-                        await conn.execute(sessions.update().where(sessions.c.id == sid)
-                                           .values(**values))
+                    await conn.execute(sessions.update().where(sessions.c.id == sid)
+                                       .values(**values))
         # Committed: now the cache, and the answers to those whose events were not stored.
         for session_id, locked in current.items():
             live = self._live.get(session_id)
@@ -350,12 +345,17 @@ class Journal:
                     current[session_id] = _Locked(live.stored.state, live.stored.last_seq)
         missing = [session_id for session_id in ids if session_id not in current]
         if missing:
-            rows = (await conn.execute(
-                sa.select(sessions.c.id, sessions.c.state, sessions.c.last_seq)
-                .where(sessions.c.id.in_(missing)).order_by(sessions.c.id)
-                .with_for_update())).all()
-            current.update((row.id, _Locked(SessionState(row.state), int(row.last_seq)))
-                           for row in rows)
+            states = (await conn.execute(
+                sa.select(sessions.c.id, sessions.c.state).where(sessions.c.id.in_(missing))
+                .order_by(sessions.c.id).with_for_update())).all()
+            # A statement of its own, after the locks are held: it sees what the writer
+            # that held them before has committed.
+            last = {row.session_id: row.seq for row in (await conn.execute(
+                sa.select(events.c.session_id, sa.func.max(events.c.seq).label("seq"))
+                .where(events.c.session_id.in_(missing))
+                .group_by(events.c.session_id))).all()}
+            current.update((row.id, _Locked(SessionState(row.state), int(last.get(row.id, 0))))
+                           for row in states)
         return current
 
     async def _stored_client_ids(self, conn: AsyncConnection, batch: list[_Pending]

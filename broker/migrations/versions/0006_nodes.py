@@ -1,11 +1,11 @@
 """Several broker nodes: sequence numbers handed out by the database, and who is connected
 to which node.
 
-`sessions.last_seq` is the last sequence number given to one of the session's events; a
-journal writer takes the next ones with the session row locked, so two nodes writing to
-one session never number two events alike. `nodes` are the running broker processes
-(a heartbeat each); `node_sessions` and `node_dashboards` say who has sockets open on
-each of them.
+A journal writer numbers a session's events with the session row locked (from the
+highest number stored), so two nodes writing to one session never number two events
+alike; `ix_sessions_state` serves the sweepers of every node. `nodes` are the running
+broker processes (a heartbeat each); `node_sessions` and `node_dashboards` say who has
+sockets open on each of them.
 
 Revision ID: 0006
 """
@@ -19,15 +19,11 @@ down_revision = "0005"
 
 def upgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
-        batch.add_column(sa.Column("last_seq", sa.Integer, nullable=False,
-                                   server_default="0"))
         batch.create_index("ix_sessions_state", ["state"])
     # Which node is sending a delivery: a node that starts (or finds another one dead)
     # marks only its own (or the dead one's) cut-off attempts as interrupted.
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("claimed_by", sa.String(64)))
-    op.execute("UPDATE sessions SET last_seq = COALESCE("
-               "(SELECT MAX(seq) FROM events WHERE events.session_id = sessions.id), 0)")
     # Facts about this database for all nodes: the cluster's id names its Redis channels,
     # so that brokers with different databases can share one Redis without cross-talk.
     op.create_table(
@@ -69,4 +65,3 @@ def downgrade() -> None:
         batch.drop_column("claimed_by")
     with op.batch_alter_table("sessions") as batch:
         batch.drop_index("ix_sessions_state")
-        batch.drop_column("last_seq")
