@@ -14,6 +14,28 @@ from ..errors import KEY_EXPIRED, KEY_REVOKED, KEY_UNKNOWN, KEY_USED, KeyRejecte
 from ..hashing import Hasher, Sealer
 from .codes import CODE_DIGITS, generate_code, generate_token
 
+# The statements of the key path, built once: SQLAlchemy then neither builds them nor
+# computes their cache keys again on every request.
+_LIVE_WITH_CODE = sa.select(sa.func.count()).select_from(support_keys).where(
+    support_keys.c.code_hash == sa.bindparam("code_hash"),
+    support_keys.c.used_at.is_(None),
+    support_keys.c.revoked_at.is_(None),
+    support_keys.c.expires_at > sa.bindparam("now"))
+_INSERT = support_keys.insert()
+# The newest key with this code is the one a person means; older ones are dead.
+_BY_CODE = sa.select(support_keys).where(
+    support_keys.c.code_hash == sa.bindparam("digest")).order_by(
+    support_keys.c.id.desc()).limit(1)
+_BY_TOKEN = sa.select(support_keys).where(
+    support_keys.c.token_hash == sa.bindparam("digest")).order_by(
+    support_keys.c.id.desc()).limit(1)
+_CONSUME = support_keys.update().where(
+    support_keys.c.id == sa.bindparam("key_id"),
+    support_keys.c.used_at.is_(None),
+    support_keys.c.revoked_at.is_(None),
+    support_keys.c.expires_at > sa.bindparam("now"),
+).values(used_at=sa.bindparam("used_at"), sealed=None)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class IssuedKey:
@@ -65,36 +87,28 @@ class KeyStore:
         for _ in range(20):
             code = generate_code()
             code_hash = self._hasher.hash("code", code)
-            live = await conn.scalar(
-                sa.select(sa.func.count()).select_from(support_keys).where(
-                    support_keys.c.code_hash == code_hash,
-                    support_keys.c.used_at.is_(None),
-                    support_keys.c.revoked_at.is_(None),
-                    support_keys.c.expires_at > now))
+            live = await conn.scalar(_LIVE_WITH_CODE, {"code_hash": code_hash, "now": now})
             if not live:
                 break
         else:  # pragma: no cover - needs ~10^8 live keys
             raise RuntimeError("could not find a free support code")
         token = generate_token()
-        await conn.execute(support_keys.insert().values(
-            session_id=session_id, code_hash=code_hash,
-            token_hash=self._hasher.hash("token", token),
-            sealed=self._sealer.seal(json.dumps([code, token]), session_id),
-            created_at=now, expires_at=now + lifetime))
+        await conn.execute(_INSERT, {
+            "session_id": session_id, "code_hash": code_hash,
+            "token_hash": self._hasher.hash("token", token),
+            "sealed": self._sealer.seal(json.dumps([code, token]), session_id),
+            "created_at": now, "expires_at": now + lifetime})
         return IssuedKey(session_id, code, token, now + lifetime)
 
     async def find(self, conn: AsyncConnection, *, code: str | None = None,
                    token: str | None = None) -> KeyRecord:
         if code is not None:
-            where = support_keys.c.code_hash == self._hasher.hash("code", code)
+            query, digest = _BY_CODE, self._hasher.hash("code", code)
         elif token is not None:
-            where = support_keys.c.token_hash == self._hasher.hash("token", token)
+            query, digest = _BY_TOKEN, self._hasher.hash("token", token)
         else:
             raise ValueError("find needs a code or a token")
-        # The newest key with this code is the one a person means; older ones are dead.
-        row = (await conn.execute(
-            sa.select(support_keys).where(where).order_by(support_keys.c.id.desc()).limit(1)
-        )).first()
+        row = (await conn.execute(query, {"digest": digest})).first()
         if row is None:
             raise KeyRejected("No support key matches.", code=KEY_UNKNOWN)
         return _record(row)
@@ -104,13 +118,7 @@ class KeyStore:
         rejection = key.rejection(now)
         if rejection is not None:
             raise rejection
-        result = await conn.execute(
-            support_keys.update().where(
-                support_keys.c.id == key.id,
-                support_keys.c.used_at.is_(None),
-                support_keys.c.revoked_at.is_(None),
-                support_keys.c.expires_at > now,
-            ).values(used_at=now, sealed=None))
+        result = await conn.execute(_CONSUME, {"key_id": key.id, "now": now, "used_at": now})
         if result.rowcount != 1:
             fresh = await self.find_by_id(conn, key.id)
             raise fresh.rejection(now) or KeyRejected(code=KEY_USED)

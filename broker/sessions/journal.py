@@ -44,6 +44,7 @@ _RECENT_CLIENT_IDS = 32
 # PostgreSQL's "deadlock detected" and "serialization failure": the batch is tried again.
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 _ATTEMPTS = 3
+_INSERT_EVENTS = events.insert()
 
 
 def session_topic(session_id: str) -> str:
@@ -318,7 +319,7 @@ class Journal:
                     change.update(pending.columns or {})
                 stored.append(pending)
             if stored:
-                await conn.execute(events.insert(), [_row(p) for p in stored])
+                await conn.execute(_INSERT_EVENTS, [_row(p) for p in stored])
                 for sid, values in changes.items():
                     await conn.execute(sessions.update().where(sessions.c.id == sid)
                                        .values(**values))

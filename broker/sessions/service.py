@@ -84,9 +84,9 @@ class SessionService:
         now = self._clock.now()
         session_id = secrets.token_urlsafe(16)
         async with self._engine.begin() as conn:
-            await conn.execute(sessions.insert().values(
-                id=session_id, technician_id=technician.id, state=SessionState.WAITING.value,
-                created_at=now))
+            await conn.execute(_INSERT_SESSION, {
+                "id": session_id, "technician_id": technician.id,
+                "state": SessionState.WAITING.value, "created_at": now})
             key = await self._keys.issue(conn, session_id, now, lifetime)
         self._metrics.keys_issued.inc()
         self._journal.seed(session_id, SessionState.WAITING)
@@ -120,10 +120,10 @@ class SessionService:
             except KeyRejected as refused:
                 self._metrics.keys_refused.labels(refused.code).inc()
                 raise
-            result = await conn.execute(participants.insert().values(
-                session_id=record.session_id, role=Role.END_USER.value,
-                token_hash=self._hasher.hash("participant", participant_token),
-                display_name=name, created_at=now))
+            result = await conn.execute(_INSERT_PARTICIPANT, {
+                "session_id": record.session_id, "role": Role.END_USER.value,
+                "token_hash": self._hasher.hash("participant", participant_token),
+                "display_name": name, "created_at": now})
             (participant_id,) = result.inserted_primary_key or (0,)
         self._metrics.keys_redeemed.inc()
         actor = Actor(Role.END_USER, int(participant_id), name)
@@ -137,8 +137,8 @@ class SessionService:
     async def participant(self, token: str) -> tuple[str, Actor]:
         """The session and actor a participant token belongs to."""
         async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(participants).where(
-                participants.c.token_hash == self._hasher.hash("participant", token)))).first()
+            row = (await conn.execute(_PARTICIPANT_BY_TOKEN, {
+                "digest": self._hasher.hash("participant", token)})).first()
         if row is None:
             raise Unauthenticated("Unknown participant token.")
         return row.session_id, Actor(Role(row.role), row.id, row.display_name)
@@ -147,7 +147,7 @@ class SessionService:
 
     async def get(self, session_id: str) -> Session:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(_session_query().where(sessions.c.id == session_id))).first()
+            row = (await conn.execute(_SESSION_BY_ID, {"session_id": session_id})).first()
             if row is None:
                 raise NotFound("No such session.")
             helpers = await _collaborators(conn, [session_id])
@@ -393,6 +393,18 @@ def _session_query() -> sa.Select[Any]:
         support_keys, support_keys.c.session_id == sessions.c.id)
 
 
+# The statements of every request's path, built once: SQLAlchemy then neither builds them
+# nor computes their cache keys again each time.
+_SESSION_BY_ID = _session_query().where(sessions.c.id == sa.bindparam("session_id"))
+_COLLABORATORS = sa.select(session_technicians).where(
+    session_technicians.c.session_id.in_(sa.bindparam("ids", expanding=True)),
+    session_technicians.c.left_at.is_(None)).order_by(session_technicians.c.joined_at)
+_INSERT_SESSION = sessions.insert()
+_INSERT_PARTICIPANT = participants.insert()
+_PARTICIPANT_BY_TOKEN = sa.select(participants).where(
+    participants.c.token_hash == sa.bindparam("digest"))
+
+
 def _session_from_row(row: Any, collaborator_ids: tuple[int, ...] = ()) -> Session:
     return Session(row.id, row.technician_id, row.technician_name, SessionState(row.state),
                    row.created_at, row.started_at, row.ended_at, row.end_reason,
@@ -404,9 +416,7 @@ async def _collaborators(conn: Any, session_ids: list[str]) -> dict[str, tuple[i
     """Technicians present in each session besides its owner, longest present first."""
     if not session_ids:
         return {}
-    rows = (await conn.execute(sa.select(session_technicians).where(
-        session_technicians.c.session_id.in_(session_ids),
-        session_technicians.c.left_at.is_(None)).order_by(session_technicians.c.joined_at))).all()
+    rows = (await conn.execute(_COLLABORATORS, {"ids": session_ids})).all()
     found: dict[str, list[int]] = {}
     for row in rows:
         found.setdefault(row.session_id, []).append(row.technician_id)
