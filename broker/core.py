@@ -20,7 +20,7 @@ from .hashing import Hasher, Sealer, load_or_create_secret
 from .keys import KeyStore
 from .metrics import Metrics
 from .nodes import LocalRoster, SharedRoster
-from .ratelimit import GuessLimiter, KeyedBuckets
+from .ratelimit import Guesses, GuessLimiter, KeyedBuckets
 from .rtc import ShareService
 from .sessions import Journal, SessionService
 from .settings import Settings
@@ -43,6 +43,25 @@ async def _bus_for(settings: Settings, metrics: Metrics, engine: AsyncEngine) ->
                     prefix=prefix)
 
 
+def _guess_limits(settings: Settings, clock: Clock, bus: EventBus) -> tuple[Guesses, Guesses]:
+    """The limits on guessing keys and passwords: in memory on one node, counted in Redis
+    for all nodes on several (docs/security.md)."""
+    redeem = GuessLimiter(clock, free=settings.redeem_free_failures,
+                          base_delay=settings.redeem_base_delay_seconds,
+                          max_delay=settings.redeem_max_delay_seconds,
+                          global_per_minute=settings.redeem_global_failures_per_minute)
+    login = GuessLimiter(clock, free=settings.login_failures_per_minute, base_delay=1.0,
+                         max_delay=900.0, global_per_minute=None)
+    if not settings.several_nodes:
+        return redeem, login
+    from .redisbus import RedisBus
+    from .redislimits import RedisGuessLimiter
+    if not isinstance(bus, RedisBus):
+        raise TypeError("several nodes (redis_url set) need the Redis bus")
+    return (RedisGuessLimiter(bus.client, f"{bus.prefix}guess:redeem:", clock, redeem),
+            RedisGuessLimiter(bus.client, f"{bus.prefix}guess:login:", clock, login))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Broker:
     """Everything the edge needs, with one owner for their lifetimes."""
@@ -57,8 +76,8 @@ class Broker:
     journal: Journal
     technicians: TechnicianStore
     sessions: SessionService
-    redeem_limiter: GuessLimiter
-    login_limiter: GuessLimiter
+    redeem_limiter: Guesses
+    login_limiter: Guesses
     deliveries: DeliveryService
     teams: TeamStore
     logins: LoginStore
@@ -103,18 +122,13 @@ class Broker:
         logins = LoginStore(engine, clock, settings.seats)
         presence = roster.board
         shares = ShareService(settings, engine, journal, bus, clock)
+        redeem_limiter, login_limiter = _guess_limits(settings, clock, bus)
         return cls(
             settings=settings, clock=clock, engine=engine, hasher=hasher, sealer=sealer,
             bus=bus, metrics=metrics,
             journal=journal,
             technicians=technicians, sessions=sessions,
-            redeem_limiter=GuessLimiter(
-                clock, free=settings.redeem_free_failures,
-                base_delay=settings.redeem_base_delay_seconds,
-                max_delay=settings.redeem_max_delay_seconds,
-                global_per_minute=settings.redeem_global_failures_per_minute),
-            login_limiter=GuessLimiter(clock, free=settings.login_failures_per_minute,
-                                       base_delay=1.0, max_delay=900.0, global_per_minute=None),
+            redeem_limiter=redeem_limiter, login_limiter=login_limiter,
             deliveries=DeliveryService(settings, engine, keys, bus, clock, sms=sms, email=email,
                                        metrics=metrics, node_id=settings.node_id),
             teams=teams, logins=logins, presence=presence, roster=roster,

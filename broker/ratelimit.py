@@ -8,6 +8,8 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 from .clock import Clock
 from .errors import RateLimited
@@ -38,6 +40,28 @@ class _Gate:
     users: int = 0
 
 
+class Guesses(Protocol):
+    """What the edge needs of a guessing limit: `GuessLimiter` on one node, and
+    `broker.redislimits.RedisGuessLimiter` (the same rules, counted in Redis) on several."""
+
+    def attempt(self, client: str, *,
+                include_global: bool = True) -> AbstractAsyncContextManager[Attempt]: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GuessPolicy:
+    """The numbers of a guessing limit; see `GuessLimiter`."""
+
+    free: int
+    base_delay: float
+    max_delay: float
+    global_per_minute: int | None
+
+    def delay(self, over: int) -> float:
+        """The lockout after the `over`-th failure beyond the free ones (or global trip)."""
+        return float(min(self.base_delay * 2 ** min(over - 1, 60), self.max_delay))
+
+
 class GuessLimiter:
     """Lockouts that double with every failure past a free allowance, per client and globally.
 
@@ -45,15 +69,13 @@ class GuessLimiter:
     base * 2**(k-1) seconds, at most `max_delay`. A client quiet for `max_delay` starts over.
     Globally: more than `global_per_minute` failures within a minute lock everyone out,
     for a delay that doubles each time the global limit trips again before it has recovered.
+    Counts live in this process; `broker.redislimits` shares them between nodes.
     """
 
     def __init__(self, clock: Clock, *, free: int, base_delay: float, max_delay: float,
                  global_per_minute: int | None, max_clients: int = 100_000) -> None:
         self._clock = clock
-        self._free = free
-        self._base = base_delay
-        self._max = max_delay
-        self._global_limit = global_per_minute
+        self.policy = GuessPolicy(free, base_delay, max_delay, global_per_minute)
         self._max_clients = max_clients
         self._clients: collections.OrderedDict[str, _Record] = collections.OrderedDict()
         self._recent: collections.deque[float] = collections.deque()
@@ -72,39 +94,45 @@ class GuessLimiter:
             raise RateLimited(wait)
 
     @contextlib.asynccontextmanager
-    async def attempt(self, client: str, *,
-                      include_global: bool = True) -> AsyncIterator[Attempt]:
-        """Guard one attempt. A client's attempts run one at a time, each checked only after
-        the previous one was counted, so concurrent guesses cannot share a check; honest
-        simultaneous attempts (an office behind one address) just wait their turn."""
+    async def turn(self, client: str) -> AsyncIterator[None]:
+        """This process's attempts for `client`, one at a time (the others wait)."""
         gate = self._gates.setdefault(client, _Gate())
         gate.users += 1
         try:
             async with gate.lock:
-                self.check(client, include_global=include_global)
-                outcome = Attempt()
-                try:
-                    yield outcome
-                finally:  # a failed guess usually leaves by raising
-                    if outcome.failed:
-                        self.failure(client, include_global=include_global)
+                yield
         finally:
             gate.users -= 1
             if gate.users == 0:
                 self._gates.pop(client, None)
 
+    @contextlib.asynccontextmanager
+    async def attempt(self, client: str, *,
+                      include_global: bool = True) -> AsyncIterator[Attempt]:
+        """Guard one attempt. A client's attempts run one at a time, each checked only after
+        the previous one was counted, so concurrent guesses cannot share a check; honest
+        simultaneous attempts (an office behind one address) just wait their turn."""
+        async with self.turn(client):
+            self.check(client, include_global=include_global)
+            outcome = Attempt()
+            try:
+                yield outcome
+            finally:  # a failed guess usually leaves by raising
+                if outcome.failed:
+                    self.failure(client, include_global=include_global)
+
     def failure(self, client: str, *, include_global: bool = True) -> None:
         now = self._clock.now()
+        policy = self.policy
         record = self._clients.pop(client, None) or _Record()
-        if now - max(record.last_failure, record.locked_until) > self._max:
+        if now - max(record.last_failure, record.locked_until) > policy.max_delay:
             record = _Record()
         record.failures += 1
         record.last_failure = now
-        over = record.failures - self._free
+        over = record.failures - policy.free
         if over > 0:
-            record.locked_until = now + self._delay(over)
-            log.warning("client %s locked out for %.0f s after %d failures",
-                        client, record.locked_until - now, record.failures)
+            record.locked_until = now + policy.delay(over)
+            log_lockout(client, record.locked_until - now, record.failures)
         self._clients[client] = record
         while len(self._clients) > self._max_clients:
             self._clients.popitem(last=False)
@@ -112,23 +140,28 @@ class GuessLimiter:
             self._global_failure(now)
 
     def _global_failure(self, now: float) -> None:
-        if self._global_limit is None:
+        limit = self.policy.global_per_minute
+        if limit is None:
             return
         self._recent.append(now)
         while self._recent and self._recent[0] <= now - 60:
             self._recent.popleft()
-        if len(self._recent) > self._global_limit and now >= self._global.locked_until:
-            if now - self._global.locked_until > self._max:
+        if len(self._recent) > limit and now >= self._global.locked_until:
+            if now - self._global.locked_until > self.policy.max_delay:
                 self._global.failures = 0
             self._global.failures += 1
             self._global.last_failure = now
-            self._global.locked_until = now + self._delay(self._global.failures)
+            self._global.locked_until = now + self.policy.delay(self._global.failures)
             self._recent.clear()
-            log.warning("global guessing limit reached: locked for %.0f s",
-                        self._global.locked_until - now)
+            log_global_lockout(self._global.locked_until - now)
 
-    def _delay(self, over: int) -> float:
-        return float(min(self._base * 2 ** min(over - 1, 60), self._max))
+
+def log_lockout(client: str, seconds: float, failures: int) -> None:
+    log.warning("client %s locked out for %.0f s after %d failures", client, seconds, failures)
+
+
+def log_global_lockout(seconds: float) -> None:
+    log.warning("global guessing limit reached: locked for %.0f s", seconds)
 
 
 class TokenBucket:

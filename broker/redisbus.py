@@ -72,6 +72,18 @@ class RedisBus:
     def node_id(self) -> str:
         return self._node_id
 
+    @property
+    def prefix(self) -> str:
+        """What every key and channel of this cluster starts with."""
+        return self._prefix
+
+    @property
+    def client(self) -> redis.Redis:
+        """The connection (pool) to Redis, for other parts that keep state there."""
+        if self._client is None:
+            raise ConnectionError("the bus is not started")
+        return self._client
+
     def _connect(self) -> redis.Redis:
         return redis.Redis.from_url(
             self._url, socket_keepalive=True,

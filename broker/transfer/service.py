@@ -474,6 +474,19 @@ class TransferService:
         if self._live.get(upload.id) is not live:
             live.lock.release()
             raise Gone(_gone_message(await self.get(upload.session_id, upload.id)))
+        if upload.updated_at > live.upload.updated_at:
+            # Another node sharing the transfer directory stored more of it since this
+            # node did (the client resumed there): continue from the disk, not from memory.
+            try:
+                await self._in_thread(live.writer.close)
+                key = self._keys.unwrap(upload.blob_id, upload.wrapped_key)
+                live.writer = await self._in_thread(self._store.resume, upload.blob_id, key,
+                                                    upload.size)
+            except BaseException:
+                self._live.pop(upload.id, None)
+                live.lock.release()
+                raise
+            live.upload = dataclasses.replace(upload, offset=live.writer.offset)
         live.touched = self._monotonic()
         return live
 
