@@ -21,6 +21,10 @@ from .hashing import Hasher, load_or_create_secret
 from .settings import Settings
 from .technicians import TechnicianStore
 
+# The collector's thresholds while serving (generation 0 allocations, then how many
+# collections of the younger generation before an older one is collected).
+GC_THRESHOLDS = (20_000, 50, 100)
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.load(Path(args.config) if args.config else None)
@@ -49,9 +53,12 @@ def _serve(args: argparse.Namespace) -> int:
     async def freeze_startup_objects(app: web.Application) -> None:
         # Everything built at start-up (modules, templates, the app) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise pause
-        # every socket for tens of milliseconds now and then.
+        # every socket for tens of milliseconds now and then. And collect less often: a
+        # thousand busy sessions met the default thresholds (700, 10, 10) with a full
+        # pass of 60-130 ms every few seconds (bench/core.py, docs/benchmarks.md).
         gc.collect()
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
 
     app.on_startup.append(announce_admin)
     app.on_startup.append(freeze_startup_objects)
