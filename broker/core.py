@@ -191,7 +191,7 @@ class Broker:
 
     async def close(self) -> None:
         await self.transfers.close()
-        self.shares.close()
+        await self.shares.close()
         await self.deliveries.close()
         await self.journal.close()
         try:

@@ -157,6 +157,15 @@ class AiortcPeer:
                     self.first_frame_at = time.perf_counter()
                     self.got_frame.set()
 
+    async def switch(self, share_id: str, *, sharer: bool, offer_early: bool = False) -> None:
+        """Take part in another share of the session instead (what a page does when the
+        technician switches direction): the old peer connection closes."""
+        if self.pc is not None:
+            await self.pc.close()
+            self.pc = None
+        self.share_id, self.sharer, self.offer_early = share_id, sharer, offer_early
+        self.config, self.offers = None, 0
+
     async def pause_media(self, paused: bool) -> None:
         """What a sharing page does on share.paused / share.resumed: stop sending frames."""
         assert self.pc is not None

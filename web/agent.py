@@ -93,8 +93,8 @@ def setup(app: web.Application) -> None:
     async def agents_ctx(app: web.Application) -> AsyncIterator[None]:
         broker = get_broker(app)
         app[AGENTS] = AgentService(
-            broker.settings, broker.engine, broker.journal, broker.shares, broker.hasher,
-            broker.sealer, broker.clock)
+            broker.settings, broker.engine, broker.journal, broker.hasher, broker.sealer,
+            broker.clock)
         yield
 
     app[_HELLOED] = weakref.WeakKeyDictionary()

@@ -1,11 +1,15 @@
 """Screen-sharing frames on the session socket (docs/protocol.md, "Screen sharing").
 
 Share changes go to the share service, which stores them as session events; signaling is
-relayed to the other peer of the share, or held for it until it says `rtc.ready`.
+relayed to the other peer of the share (on whatever node it is), or held for it until it
+says `rtc.ready`. A socket that closes is no longer ready: what comes for it is held again.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+from broker.protocol import Message
 from broker.protocol.rtc import (
     ControlConsent,
     ControlRequest,
@@ -23,17 +27,20 @@ from broker.protocol.rtc import (
     ShareStop,
 )
 
-from .ws import Connection, Participant, handles
+from .ws import CLOSE_HOOKS, Connection, Participant, handles
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
 class _SocketPresence:
-    """A participant's socket, for as long as it is open."""
+    """A participant's socket, for as long as it is open (equal for the same socket)."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    conn: Connection
 
     def alive(self) -> bool:
-        return not (self._conn.closing or self._conn.ws.closed)
+        return not (self.conn.closing or self.conn.ws.closed)
+
+    def send(self, frame: Message) -> None:
+        self.conn.send(frame)
 
 
 @handles(ShareRequest)
@@ -69,10 +76,8 @@ async def _stop(p: Participant, message: ShareStop) -> None:
 
 @handles(RtcReady)
 async def _ready(p: Participant, message: RtcReady) -> None:
-    frames = await p.broker.shares.ready(p.session.id, p.actor, message.id, message.fresh,
-                                         _SocketPresence(p.conn))
-    for frame in frames:
-        p.conn.send(frame)
+    await p.broker.shares.ready(p.session.id, p.actor, message.id, message.fresh,
+                                _SocketPresence(p.conn))
 
 
 @handles(RtcOffer)
@@ -97,3 +102,11 @@ async def _control_consent(p: Participant, message: ControlConsent) -> None:
 @handles(ControlStop)
 async def _control_stop(p: Participant, message: ControlStop) -> None:
     await p.broker.shares.stop_control(p.session.id, p.actor, message.id, message.reason)
+
+
+async def _socket_closed(p: Participant) -> None:
+    await p.broker.shares.detach(_SocketPresence(p.conn))
+
+
+if _socket_closed not in CLOSE_HOOKS:
+    CLOSE_HOOKS.append(_socket_closed)

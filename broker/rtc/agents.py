@@ -12,7 +12,8 @@ sealed with AES-256-GCM, so it can be neither forged nor read, and it stops work
 On its socket the agent says `agent.hello`; that is stored as `agent.connected`, and the
 socket's close as `agent.disconnected`, so both pages (also after a reload) know whether
 view and control through the agent are possible. Screen shares whose `source` is `agent`
-go to the agent's participant (see ShareService).
+go to the participant of the session's latest `agent.connected` event, which every node
+reads from the journal (see ShareService).
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from ..errors import KEY_EXPIRED, KEY_UNKNOWN, Conflict, Forbidden, KeyRejected
 from ..hashing import Hasher, Sealer
 from ..sessions import Actor, Journal, Role, SessionState
 from ..settings import Settings
-from .model import Peer
-from .service import ShareService
 
 _CONTEXT = "agent-link"
 
@@ -61,11 +60,10 @@ class AgentService:
     """Agent links, agent participants and their presence. Knows nothing of HTTP."""
 
     def __init__(self, settings: Settings, engine: AsyncEngine, journal: Journal,
-                 shares: ShareService, hasher: Hasher, sealer: Sealer, clock: Clock) -> None:
+                 hasher: Hasher, sealer: Sealer, clock: Clock) -> None:
         self._settings = settings
         self._engine = engine
         self._journal = journal
-        self._shares = shares
         self._hasher = hasher
         self._sealer = sealer
         self._clock = clock
@@ -111,10 +109,10 @@ class AgentService:
                               Actor(Role.END_USER, int(new_id), str(name)))
 
     async def hello(self, session_id: str, actor: Actor, version: str, platform: str) -> None:
-        """The agent is on its socket: agent shares go to it, and both sides are told."""
+        """The agent is on its socket: both sides are told, and agent shares go to it (the
+        stored `agent.connected` event says so to every node)."""
         if actor.role is not Role.END_USER:
             raise Forbidden("Only the end user's agent says agent.hello.", code="end_user_only")
-        self._shares.agent_joined(session_id, Peer(actor.sender, actor.role.value, actor.name))
         await self._journal.append(session_id, "agent.connected",
                                    {"version": version, "platform": platform}, author=actor)
 

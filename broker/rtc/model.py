@@ -120,6 +120,17 @@ class Share:
         self.paused_by: str | None = None
         self._control = ControlState.NONE
 
+    @classmethod
+    def restore(cls, session_id: str, share_id: str, direction: Direction, source: Source,
+                sharer: Peer, viewer: Peer, state: ShareState, paused_by: str | None,
+                control: ControlState) -> Share:
+        """A share as it was stored (by this node or another): taken as it is, not moved."""
+        share = cls(session_id, share_id, direction, source, sharer, viewer)
+        share._state = state
+        share.paused_by = paused_by if state is ShareState.PAUSED else None
+        share._control = control
+        return share
+
     @property
     def state(self) -> ShareState:
         return self._state

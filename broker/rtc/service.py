@@ -1,30 +1,48 @@
 """The shares of running sessions: who may change them, who may signal to whom, and the
 signaling held for a peer who is not ready.
 
-Each change of a share is stored as a session event (through the journal, so it has a
-sequence number and reaches both pages, also after a reconnect). Signaling is not stored:
-it is published on the session's topic as a `Signal` for the other peer, or, while that
-peer has no ready socket, held in a bounded queue until it says `rtc.ready`.
+Any node serves either peer of any share: a share lives in the database (broker/rtc/store.py),
+not in the memory of the node where it was asked for.
 
-Shares live in this node's memory: a broker restart ends them (their peers see the
-session socket drop and the media stop, and the technician can ask again).
+- **Changes** (request, consent, start, pause, resume, stop, remote control) are decided
+  once: a node reads the share's row, checks the move against the transition tables,
+  stores it with a conditional update on the row's version (of two nodes making
+  conflicting moves at once, one wins; the other gets `share_changed`), and then stores
+  the move as a session event through the journal (so it has a sequence number and
+  reaches both pages, also after a reconnect). While it does, it holds the session's
+  turn: a lock per session on this node and, on PostgreSQL, an advisory lock until the
+  events are stored, so the events of a session's shares are numbered in the order the
+  moves were made.
+- **Signaling** is not stored: it is published on the session's topic as a `Signal` for
+  the other peer, which reaches that peer's socket on whatever node it is. While that
+  peer has no ready socket it is held in `share_signals` (bounded) until it says
+  `rtc.ready`, at any node. Each peer's ready socket is a token in the share's row naming
+  the node process that has it; that node clears it when the socket closes. Relaying and
+  readiness lock the share's row, so a frame is either delivered or held, never lost
+  between the two, and a peer gets what was held for it before anything newer.
+
+Shares outlive a restart of the broker: the pages reconnect, say `rtc.ready` again and
+go on (media flows between the peers, not through the broker).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import dataclasses
+import contextlib
+import hashlib
+import itertools
+import logging
 import re
-from collections.abc import Callable
+import secrets
+import weakref
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..bus import EventBus
 from ..clock import Clock, isoformat
-from ..db import participants
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..protocol import Message
 from ..protocol.rtc import (
@@ -36,45 +54,33 @@ from ..protocol.rtc import (
     RtcRestart,
 )
 from ..ratelimit import KeyedBuckets
-from ..sessions import Actor, Event, Journal, Role, SessionState, Signal, session_topic
+from ..sessions import Actor, Journal, Role, SessionState, Signal, session_topic
 from ..settings import Settings
+from . import store
 from .ice import IceConfig
 from .model import SHARE_ID, ControlState, Direction, Peer, Share, ShareState, Source
 from .sdp import check_candidate, check_sdp
+from .store import Stored
 
+log = logging.getLogger(__name__)
 SignalFrame = RtcOffer | RtcAnswer | RtcCandidate | RtcRestart
 _REASON = re.compile(r"^[a-z_]{1,32}$")
-_KEEP_ENDED = 20  # ended shares remembered per session, to answer share_ended
+# What a viewer's earlier peer connection sent, dropped when it has a new one.
+_FROM_EARLIER_VIEWER = (RtcAnswer, RtcCandidate, RtcRestart, RtcPeerReady)
+_Events = list[tuple[str, dict[str, Any] | None]]
 
 
 class Presence(Protocol):
-    """A participant's socket as the share service sees it: is it still there?"""
+    """A participant's socket as the share service sees it: is it still there, and give
+    it a frame. Equal presences are the same socket."""
 
     def alive(self) -> bool: ...
 
-
-@dataclasses.dataclass(slots=True)
-class _Line:
-    """One peer of one share: where its signaling goes, and what waits for it."""
-
-    presence: Presence | None = None
-    readied: bool = False  # it had a peer connection before
-    queue: collections.deque[Message] = dataclasses.field(default_factory=collections.deque)
-
-    def attached(self) -> bool:
-        if self.presence is not None and not self.presence.alive():
-            self.presence = None
-        return self.presence is not None
-
-
-@dataclasses.dataclass(slots=True)
-class _Entry:
-    share: Share
-    lines: dict[str, _Line]
+    def send(self, frame: Message) -> None: ...
 
 
 class ShareService:
-    """Screen shares of the sessions this node serves. Knows nothing of HTTP."""
+    """Screen shares of the sessions, for any node. Knows nothing of HTTP."""
 
     def __init__(self, settings: Settings, engine: AsyncEngine, journal: Journal,
                  bus: EventBus, clock: Clock) -> None:
@@ -85,12 +91,13 @@ class ShareService:
         self._clock = clock
         self._limiter = KeyedBuckets(clock, rate=settings.rtc_signal_rate_per_second,
                                      burst=settings.rtc_signal_burst)
-        self._sessions: dict[str, dict[str, _Entry]] = {}
-        # Session id -> the participant that is the end user's native agent (it said
-        # agent.hello); kept while it reconnects, so a share can wait for it.
-        self._agents: dict[str, Peer] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._unsubscribe: dict[str, Callable[[], None]] = {}
+        # A lock per session while someone waits for it (see _turn).
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+        # The ready sockets of this process, by the token that names them in the database.
+        self._prefix = f"{secrets.token_hex(8)}."
+        self._numbers = itertools.count(1)
+        self._here: dict[str, Presence] = {}
 
     # -- the share's life (stored events) -----------------------------------------------
 
@@ -110,144 +117,154 @@ class ShareService:
             raise InvalidInput("A share id has 1 to 64 letters, digits, '-' or '_'.")
         if kind is Source.AGENT and way is not Direction.END_USER_TO_TECHNICIAN:
             raise InvalidInput("The agent only shares the end user's screen.")
-        async with self._lock(session_id):
-            state = await self._journal.state(session_id)
+        async with self._turn(session_id):
+            # Another node may have let the end user in: ask the database.
+            state = await self._journal.state(session_id, fresh=True)
             if state is SessionState.ENDED:
                 raise Conflict("This session has ended.", code="session_ended")
-            end_user = await self._end_user(session_id)
-            if state is SessionState.WAITING or end_user is None:
-                raise Conflict("Nobody has joined the session yet.", code="session_waiting")
-            shares = self._sessions.setdefault(session_id, {})
-            self._follow(session_id)
-            if share_id in shares:
-                raise Conflict("A share with this id exists already.", code="share_exists")
-            if any(entry.share.state.live for entry in shares.values()):
-                raise Conflict("A screen is already being shared in this session; stop it "
-                               "first.", code="share_busy")
+            async with self._engine.connect() as conn:
+                end_user = await store.end_user(conn, session_id)
+                if state is SessionState.WAITING or end_user is None:
+                    raise Conflict("Nobody has joined the session yet.",
+                                   code="session_waiting")
+                _check_free(*await store.taken(conn, session_id, share_id))
+                agent = await store.agent_of(conn, session_id)
+                if kind is Source.AGENT:
+                    if agent is None:
+                        raise Conflict("The end user's support agent has not joined this "
+                                       "session.", code="no_agent")
+                    end_user = agent
+                elif agent is not None and end_user.sender == agent.sender:
+                    # The browser shares: its participant, not the agent's (unless the
+                    # agent is the only end-user participant, which then shares itself).
+                    end_user = await store.end_user(conn, session_id,
+                                                    besides=end_user.sender) or end_user
             technician = Peer(actor.sender, actor.role.value, actor.name)
-            if kind is Source.AGENT:
-                agent = self._agents.get(session_id)
-                if agent is None:
-                    raise Conflict("The end user's support agent has not joined this "
-                                   "session.", code="no_agent")
-                end_user = agent
-            elif end_user.sender == getattr(self._agents.get(session_id), "sender", None):
-                # The browser shares: its participant, not the agent's (unless the agent
-                # is the only end-user participant, which then shares itself).
-                end_user = await self._end_user(session_id, besides=end_user.sender) or end_user
             if way is Direction.END_USER_TO_TECHNICIAN:
                 share = Share(session_id, share_id, way, kind, end_user, technician)
             else:
                 share = Share(session_id, share_id, way, kind, technician, end_user)
-            shares[share_id] = _Entry(share, {share.sharer.sender: _Line(),
-                                              share.viewer.sender: _Line()})
+            try:
+                async with self._engine.begin() as conn:
+                    await store.insert(conn, share, self._clock.now())
+            except sa.exc.IntegrityError:
+                # Another node made one first (the database decides): say which.
+                async with self._engine.connect() as conn:
+                    _check_free(*await store.taken(conn, session_id, share_id))
+                raise
             if way is Direction.END_USER_TO_TECHNICIAN:
                 try:
                     await self._record(share, "share.requested", actor)
                 except BaseException:
-                    del shares[share_id]
+                    async with self._engine.begin() as conn:
+                        await store.delete(conn, share)
                     raise
             return share
 
     async def consent(self, session_id: str, actor: Actor, share_id: str,
                       accept: bool) -> Share:
         """The sharing side accepts or refuses a request."""
-        async with self._lock(session_id):
-            share = self._peer_of(session_id, share_id, actor).share
-            if actor.sender != share.sharer.sender:
+        async with self._turn(session_id):
+            stored = await self._stored(session_id, share_id, actor)
+            if actor.sender != stored.share.sharer.sender:
                 raise Forbidden("Only the one whose screen it is answers a request.",
                                 code="wrong_peer")
             if accept:
-                await self._change(share, ShareState.CONSENTED, "share.consented", actor)
+                await self._change(stored, ShareState.CONSENTED, "share.consented", actor)
             else:
-                await self._change(share, ShareState.REFUSED, "share.refused", actor)
-            return share
+                await self._change(stored, ShareState.REFUSED, "share.refused", actor)
+            return stored.share
 
     async def start(self, session_id: str, actor: Actor, share_id: str) -> Share:
         """The sharing side has captured its screen."""
-        async with self._lock(session_id):
-            share = self._peer_of(session_id, share_id, actor).share
-            if actor.sender != share.sharer.sender:
+        async with self._turn(session_id):
+            stored = await self._stored(session_id, share_id, actor)
+            if actor.sender != stored.share.sharer.sender:
                 raise Forbidden("Only the sharing side starts the share.", code="wrong_peer")
-            await self._change(share, ShareState.ACTIVE, "share.started", actor)
-            return share
+            await self._change(stored, ShareState.ACTIVE, "share.started", actor)
+            return stored.share
 
     async def pause(self, session_id: str, actor: Actor, share_id: str) -> Share:
-        async with self._lock(session_id):
-            share = self._peer_of(session_id, share_id, actor).share
-            await self._change(share, ShareState.PAUSED, "share.paused", actor)
-            return share
+        async with self._turn(session_id):
+            stored = await self._stored(session_id, share_id, actor)
+            await self._change(stored, ShareState.PAUSED, "share.paused", actor)
+            return stored.share
 
     async def resume(self, session_id: str, actor: Actor, share_id: str) -> Share:
         """The sharing side resumes any pause; the viewer only its own."""
-        async with self._lock(session_id):
-            share = self._peer_of(session_id, share_id, actor).share
+        async with self._turn(session_id):
+            stored = await self._stored(session_id, share_id, actor)
+            share = stored.share
             if (share.state is ShareState.PAUSED and actor.sender != share.sharer.sender
                     and actor.sender != share.paused_by):
                 raise Forbidden("The sharing side paused; only they can resume.",
                                 code="wrong_peer")
-            await self._change(share, ShareState.ACTIVE, "share.resumed", actor)
+            await self._change(stored, ShareState.ACTIVE, "share.resumed", actor)
             return share
 
     async def stop(self, session_id: str, actor: Actor, share_id: str,
                    reason: str = "stopped") -> Share:
         """Either peer ends the share, in any live state."""
-        async with self._lock(session_id):
-            share = self._peer_of(session_id, share_id, actor).share
+        async with self._turn(session_id):
+            stored = await self._stored(session_id, share_id, actor)
             reason = reason if _REASON.match(reason) else "stopped"
-            await self._change(share, ShareState.STOPPED, "share.stopped", actor,
+            await self._change(stored, ShareState.STOPPED, "share.stopped", actor,
                                {"reason": reason})
-            return share
+            return stored.share
 
     async def stop_all(self, session_id: str, by: Actor, reason: str) -> None:
         """End every live share of the session, e.g. when it is handed to another
         technician: consent to see or control a screen does not pass to the new owner."""
-        async with self._lock(session_id):
-            for entry in list(self._sessions.get(session_id, {}).values()):
-                if entry.share.state.live:
-                    await self._change(entry.share, ShareState.STOPPED, "share.stopped", by,
-                                       {"reason": reason})
+        async with self._turn(session_id):
+            async with self._engine.connect() as conn:
+                found = await store.live(conn, session_id)
+            for stored in found:
+                await self._change(stored, ShareState.STOPPED, "share.stopped", by,
+                                   {"reason": reason})
 
     # -- remote control of an agent share (stored events) --------------------------------
 
     async def request_control(self, session_id: str, actor: Actor, share_id: str) -> Share:
         """The viewer of an agent share asks to control the shared computer."""
-        async with self._lock(session_id):
-            share = self._peer_of(session_id, share_id, actor).share
+        async with self._turn(session_id):
+            stored = await self._stored(session_id, share_id, actor)
+            share = stored.share
             if actor.sender != share.viewer.sender:
                 raise Forbidden("Only the viewer asks for control.", code="wrong_peer")
             self._check_controllable(share)
             share.set_control(ControlState.REQUESTED)
-            await self._record(share, "control.requested", actor)
+            await self._store(stored, actor, [("control.requested", None)])
             return share
 
     async def answer_control(self, session_id: str, actor: Actor, share_id: str,
                              accept: bool) -> Share:
         """The person at the shared computer (through the agent) grants or refuses."""
-        async with self._lock(session_id):
-            share = self._peer_of(session_id, share_id, actor).share
+        async with self._turn(session_id):
+            stored = await self._stored(session_id, share_id, actor)
+            share = stored.share
             if actor.sender != share.sharer.sender:
                 raise Forbidden("Only the one whose computer it is grants control.",
                                 code="wrong_peer")
             self._check_controllable(share)
             if accept:
                 share.set_control(ControlState.GRANTED)
-                await self._record(share, "control.granted", actor)
+                await self._store(stored, actor, [("control.granted", None)])
             else:
                 share.set_control(ControlState.NONE)
-                await self._record(share, "control.refused", actor)
+                await self._store(stored, actor, [("control.refused", None)])
             return share
 
     async def stop_control(self, session_id: str, actor: Actor, share_id: str,
                            reason: str = "stopped") -> Share:
         """Either peer ends control, or withdraws a request for it."""
-        async with self._lock(session_id):
-            share = self._peer_of(session_id, share_id, actor).share
+        async with self._turn(session_id):
+            stored = await self._stored(session_id, share_id, actor)
+            share = stored.share
             if not share.state.live:
                 raise Conflict("This share has ended.", code="share_ended")
             share.set_control(ControlState.NONE)
-            await self._record(share, "control.stopped", actor,
-                               {"reason": reason if _REASON.match(reason) else "stopped"})
+            await self._store(stored, actor, [
+                ("control.stopped", {"reason": reason if _REASON.match(reason) else "stopped"})])
             return share
 
     def _check_controllable(self, share: Share) -> None:
@@ -260,170 +277,221 @@ class ShareService:
             raise Conflict("The screen's owner has not agreed to share it yet.",
                            code="share_not_consented")
 
-    # -- the end user's agent -----------------------------------------------------------
-
-    def agent_joined(self, session_id: str, agent: Peer) -> None:
-        """The end user's native agent said hello on its socket: agent shares go to it."""
-        self._agents[session_id] = agent
-        self._follow(session_id)
-
     # -- signaling (not stored) ----------------------------------------------------------
 
     async def ready(self, session_id: str, actor: Actor, share_id: str, fresh: bool,
-                    presence: Presence) -> list[Message]:
-        """Attach a peer's socket to the share. Returns what to send it now: its ICE
-        configuration, then whatever waited for it, in order."""
-        entry = self._peer_of(session_id, share_id, actor)
-        share = entry.share
-        self._check_signaling(share)
-        line = entry.lines[actor.sender]
+                    presence: Presence) -> None:
+        """Attach a peer's socket to the share, and send it its ICE configuration, then
+        whatever waited for it, in order."""
+        token = self._token(presence)
         config = IceConfig.for_user(self._settings, f"{session_id}.{actor.sender}",
                                     self._clock.now())
         frames: list[Message] = [RtcConfig(
-            share.id, [dict(server) for server in config.ice_servers], config.transport_policy,
+            share_id, [dict(server) for server in config.ice_servers],
+            config.transport_policy,
             isoformat(config.expires_at) if config.expires_at is not None else None)]
-        tell_sharer = False
-        if fresh:
-            if line.readied:
-                # A new peer connection: what waited was for the one before.
-                line.queue.clear()
-            if actor.sender == share.viewer.sender:
-                # The sharing side offers to this new connection, unless an offer waits.
-                tell_sharer = not any(isinstance(f, RtcOffer) for f in line.queue)
-            line.readied = True
-        line.presence = presence
-        frames.extend(line.queue)
-        line.queue.clear()
-        if tell_sharer:
-            sharer = entry.lines[share.sharer.sender]
-            if not sharer.attached():
-                # Only the newest viewer connection counts: drop what its earlier one sent.
-                sharer.queue = collections.deque(
-                    f for f in sharer.queue if not isinstance(f, RtcAnswer | RtcCandidate
-                                                              | RtcRestart | RtcPeerReady))
-            self._deliver(entry, share.sharer.sender, RtcPeerReady(share.id))
-        return frames
+        async with self._engine.begin() as conn:
+            stored = await self._signaling(conn, session_id, share_id, actor)
+            share, me = stored.share, actor.sender
+            tell_sharer = False
+            if fresh:
+                if stored.readied[me]:
+                    # A new peer connection: what waited was for the one before.
+                    await store.drop_held(conn, share, me)
+                if me == share.viewer.sender:
+                    # The sharing side offers to this new connection, unless an offer waits.
+                    tell_sharer = not await store.holds(conn, share, me, RtcOffer.TYPE)
+                stored.set_readied(me)
+            stored.set_conn(me, token)
+            frames.extend(await store.take_held(conn, share, me))
+            if tell_sharer:
+                sharer = share.sharer.sender
+                if not self._attached(stored, sharer):
+                    # Only the newest viewer connection counts: drop what its earlier one
+                    # sent.
+                    await store.drop_held(conn, share, sharer, _FROM_EARLIER_VIEWER)
+                await self._deliver(conn, stored, sharer, RtcPeerReady(share.id))
+            await store.save_lines(conn, stored)
+            # Sent with the row still locked: nothing newer reaches this peer before.
+            for frame in frames:
+                presence.send(frame)
 
     async def relay(self, session_id: str, actor: Actor, frame: SignalFrame) -> None:
         """Pass one signaling frame to the other peer of its share, after checking it."""
         self._limiter.take(f"{session_id}:{actor.sender}")
-        entry = self._peer_of(session_id, frame.id, actor)
-        share = entry.share
-        self._check_signaling(share)
-        sharer = actor.sender == share.sharer.sender
-        if isinstance(frame, RtcOffer):
-            if not sharer:
-                raise Forbidden("Only the sharing side makes offers.", code="wrong_peer")
-            check_sdp(frame.sdp)
-        elif isinstance(frame, RtcAnswer):
-            if sharer:
-                raise Forbidden("Only the viewing side answers.", code="wrong_peer")
-            check_sdp(frame.sdp)
-        elif isinstance(frame, RtcRestart):
-            if sharer:
-                raise Forbidden("The sharing side restarts by sending an offer.",
-                                code="wrong_peer")
-        else:
-            check_candidate(frame.candidate, frame.sdp_mid, frame.sdp_mline_index)
-        self._deliver(entry, share.other(actor.sender).sender, frame)
+        async with self._engine.begin() as conn:
+            stored = await self._signaling(conn, session_id, frame.id, actor)
+            share = stored.share
+            sharer = actor.sender == share.sharer.sender
+            if isinstance(frame, RtcOffer):
+                if not sharer:
+                    raise Forbidden("Only the sharing side makes offers.", code="wrong_peer")
+                check_sdp(frame.sdp)
+            elif isinstance(frame, RtcAnswer):
+                if sharer:
+                    raise Forbidden("Only the viewing side answers.", code="wrong_peer")
+                check_sdp(frame.sdp)
+            elif isinstance(frame, RtcRestart):
+                if sharer:
+                    raise Forbidden("The sharing side restarts by sending an offer.",
+                                    code="wrong_peer")
+            else:
+                check_candidate(frame.candidate, frame.sdp_mid, frame.sdp_mline_index)
+            await self._deliver(conn, stored, share.other(actor.sender).sender, frame)
+            await store.save_lines(conn, stored)
+
+    async def detach(self, presence: Presence) -> None:
+        """The socket closed: what comes for it is held again (its node says so for all)."""
+        gone = [token for token, here in self._here.items()
+                if here == presence or not here.alive()]
+        for token in gone:
+            del self._here[token]
+        if gone:
+            async with self._engine.begin() as conn:
+                await store.clear_conns(conn, gone)
+
+    async def close(self) -> None:
+        """This process stops: its sockets are ready for nothing any more."""
+        if not self._here:
+            return
+        self._here.clear()
+        try:
+            async with self._engine.begin() as conn:
+                await store.clear_conns_of(conn, self._prefix)
+        except Exception:  # as if killed: the peers' next rtc.ready replaces the marks
+            log.exception("could not clear this node's ready sockets")
 
     # -- inside ---------------------------------------------------------------------------
 
-    def _deliver(self, entry: _Entry, to: str, frame: Message) -> None:
-        line = entry.lines[to]
-        if line.attached():
-            self._bus.publish(session_topic(entry.share.session_id),
-                              Signal(entry.share.session_id, frame, to=to))
+    def _token(self, presence: Presence) -> str:
+        for token, here in self._here.items():
+            if here == presence:
+                return token
+        token = f"{self._prefix}{next(self._numbers)}"
+        self._here[token] = presence
+        return token
+
+    def _attached(self, stored: Stored, sender: str) -> bool:
+        """Whether the peer has a ready socket (on any node); forgets one that is gone."""
+        token = stored.conns[sender]
+        if token is None:
+            return False
+        if token.startswith(self._prefix):
+            presence = self._here.get(token)
+            if presence is not None and presence.alive():
+                return True
+            self._here.pop(token, None)
+        elif self._settings.several_nodes:
+            return True  # at another node, which clears it when that socket closes
+        # else: a socket of this broker before it restarted
+        stored.set_conn(sender, None)
+        return False
+
+    async def _deliver(self, conn: AsyncConnection, stored: Stored, to: str,
+                       frame: Message) -> None:
+        share = stored.share
+        if self._attached(stored, to):
+            self._bus.publish(session_topic(share.session_id),
+                              Signal(share.session_id, frame, to=to))
             return
-        if len(line.queue) >= self._settings.rtc_queue_limit:
+        if await store.held_count(conn, share, to) >= self._settings.rtc_queue_limit:
             raise Conflict("The other side is not ready and too much waits for it already.",
                            code="peer_backlog")
-        line.queue.append(frame)
+        await store.hold(conn, share, to, frame, self._clock.now())
 
-    def _check_signaling(self, share: Share) -> None:
+    async def _signaling(self, conn: AsyncConnection, session_id: str, share_id: str,
+                         actor: Actor) -> Stored:
+        """The share, its row locked, if the actor may signal in it now."""
+        stored = _peer_of(await store.load(conn, session_id, share_id, lock=True), actor)
+        share = stored.share
         if share.state is ShareState.REQUESTED:
             raise Conflict("The screen's owner has not agreed to share it yet.",
                            code="share_not_consented")
-        if not share.state.signaling:
+        if not share.state.signaling or stored.session_ended:
             raise Conflict("This share has ended.", code="share_ended")
+        return stored
 
-    def _peer_of(self, session_id: str, share_id: str, actor: Actor) -> _Entry:
-        entry = self._sessions.get(session_id, {}).get(share_id)
-        if entry is None:
-            raise NotFound("No such share in this session.", code="share_unknown")
-        if entry.share.peer(actor.sender) is None:
-            raise Forbidden("You are not one of the two sides of this share.",
-                            code="not_share_peer")
-        return entry
+    async def _stored(self, session_id: str, share_id: str, actor: Actor) -> Stored:
+        async with self._engine.connect() as conn:
+            return _peer_of(await store.load(conn, session_id, share_id), actor)
 
-    async def _change(self, share: Share, new: ShareState, event_type: str, actor: Actor,
+    async def _change(self, stored: Stored, new: ShareState, event_type: str, actor: Actor,
                       extra: dict[str, Any] | None = None) -> None:
+        share = stored.share
         if not share.state.live:
             raise Conflict("This share has ended.", code="share_ended")
+        changes: _Events = []
         if not new.live and share.control is not ControlState.NONE:
             # Control ends with the share; said explicitly, for the pages and the transcript.
             share.set_control(ControlState.NONE)
-            await self._record(share, "control.stopped", actor, {"reason": "share_stopped"})
+            changes.append(("control.stopped", {"reason": "share_stopped"}))
         share.set_state(new, by=actor.sender)
-        if not new.live:
-            self._retire(share)
-        await self._record(share, event_type, actor, extra)
+        changes.append((event_type, extra))
+        await self._store(stored, actor, changes)
+
+    async def _store(self, stored: Stored, actor: Actor, changes: _Events) -> None:
+        """Store the share's new state if nobody changed it meanwhile, then its events."""
+        share = stored.share
+        async with self._engine.begin() as conn:
+            if not await store.save(conn, share, stored.version, self._clock.now()):
+                raise Conflict("The share was changed meanwhile; look at its latest event "
+                               "and try again.", code="share_changed")
+        stored.version += 1
+        recorded = False
+        try:
+            for event_type, extra in changes:
+                await self._record(share, event_type, actor, extra)
+                recorded = True
+        except BaseException:
+            if not recorded:
+                # As if it never happened (say, the session ended meanwhile).
+                undone = Share.restore(share.session_id, share.id, share.direction,
+                                       share.source, share.sharer, share.viewer,
+                                       *stored.before)
+                async with self._engine.begin() as conn:
+                    await store.save(conn, undone, stored.version, self._clock.now())
+            raise
 
     async def _record(self, share: Share, event_type: str, actor: Actor,
                       extra: dict[str, Any] | None = None) -> None:
         await self._journal.append(share.session_id, event_type,
                                    {**share.public(), **(extra or {})}, author=actor)
 
-    def _retire(self, share: Share) -> None:
-        """An ended share keeps no queues; the oldest ended ones are forgotten."""
-        shares = self._sessions.get(share.session_id, {})
-        entry = shares.get(share.id)
-        if entry is not None:
-            entry.lines.clear()
-        ended = [sid for sid, e in shares.items() if not e.share.state.live]
-        for old in ended[:-_KEEP_ENDED]:
-            del shares[old]
-
-    def _follow(self, session_id: str) -> None:
-        """Forget a session's shares when it ends."""
-        if session_id in self._unsubscribe:
-            return
-
-        def on_event(event: Event | Signal) -> None:
-            if isinstance(event, Event) and event.type == "ended":
-                self._forget(session_id)
-
-        self._unsubscribe[session_id] = self._bus.subscribe(session_topic(session_id),
-                                                            on_event)
-
-    def _forget(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
-        self._agents.pop(session_id, None)
+    @contextlib.asynccontextmanager
+    async def _turn(self, session_id: str) -> AsyncIterator[None]:
+        """One change of a session's shares at a time, on every node: a lock per session
+        here and, on PostgreSQL, an advisory lock held until the change's events are
+        stored, so they are numbered in the order of the changes."""
         lock = self._locks.get(session_id)
-        if lock is not None and not lock.locked():
-            del self._locks[session_id]
-        unsubscribe = self._unsubscribe.pop(session_id, None)
-        if unsubscribe is not None:
-            unsubscribe()
+        if lock is None:
+            lock = self._locks[session_id] = asyncio.Lock()
+        async with lock:
+            if self._engine.dialect.name != "postgresql":
+                yield  # one node (SQLite): the lock is all
+            else:
+                async with self._engine.begin() as conn:
+                    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
+                        _lock_key(session_id))))
+                    yield
 
-    def close(self) -> None:
-        for session_id in list(self._unsubscribe):
-            self._forget(session_id)
 
-    def _lock(self, session_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(session_id, asyncio.Lock())
+def _lock_key(session_id: str) -> int:
+    digest = hashlib.blake2b(f"shares:{session_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
-    async def _end_user(self, session_id: str, besides: str | None = None) -> Peer | None:
-        """The session's newest end-user participant (other than `besides`)."""
-        query = (sa.select(participants.c.id, participants.c.display_name)
-                 .where(participants.c.session_id == session_id,
-                        participants.c.role == Role.END_USER.value)
-                 .order_by(participants.c.id.desc()).limit(1))
-        if besides is not None and besides.startswith("p") and besides[1:].isdigit():
-            query = query.where(participants.c.id != int(besides[1:]))
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        actor = Actor(Role.END_USER, row.id, row.display_name)
-        return Peer(actor.sender, actor.role.value, actor.name)
+
+def _check_free(taken: bool, busy: bool) -> None:
+    if taken:
+        raise Conflict("A share with this id exists already.", code="share_exists")
+    if busy:
+        raise Conflict("A screen is already being shared in this session; stop it first.",
+                       code="share_busy")
+
+
+def _peer_of(stored: Stored | None, actor: Actor) -> Stored:
+    if stored is None:
+        raise NotFound("No such share in this session.", code="share_unknown")
+    if stored.share.peer(actor.sender) is None:
+        raise Forbidden("You are not one of the two sides of this share.",
+                        code="not_share_peer")
+    return stored
