@@ -4,7 +4,8 @@ latency while the transfer runs.
 
     .venv/bin/python bench/transfer.py [--size-mib 1024] [--rounds 3] [--quick]
 
-1. raw disk: write the size in 1 MiB blocks to a file beside the broker's data, then fsync;
+1. raw disk: write the size in 1 MiB blocks to a file beside the broker's data, then fsync,
+   and read it back from the disk (dropped from the page cache first);
 2. raw loopback: send the size over one TCP connection on 127.0.0.1 to a process that only
    counts it (and the other way round);
 3. broker upload: one tus PATCH with the whole file (after the POST that creates it) and a
@@ -220,23 +221,36 @@ def client(args: argparse.Namespace) -> None:
 
 
 def disk_write(directory: Path, size: int) -> dict[str, float]:
-    """Write `size` bytes in 1 MiB blocks and fsync, as a file system's ceiling."""
+    """Write `size` bytes in 1 MiB blocks and fsync, as a file system's ceiling; then read
+    them back from the disk (dropped from the page cache first), as a download's."""
     block = pattern()
     path = directory / "disk-probe.bin"
     start = time.perf_counter()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         left = size
         while left:
             left -= os.write(fd, block if left >= BLOCK else block[:left])
         written = time.perf_counter()
         os.fsync(fd)
+        done = time.perf_counter()
+        # Read it back from the disk, not the page cache, as a download of a file the
+        # broker stored (its writer drops written pages from the cache) must.
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        read_start = time.perf_counter()
+        position = 0
+        while position < size:
+            got = len(os.pread(fd, BLOCK, position))
+            if not got:
+                raise RuntimeError("the disk probe came back short")
+            position += got
+        read_done = time.perf_counter()
     finally:
         os.close(fd)
-    done = time.perf_counter()
     path.unlink()
     return {"seconds": done - start, "write_seconds": written - start,
-            "mb_per_s": size / (done - start) / 1e6}
+            "mb_per_s": size / (done - start) / 1e6,
+            "read_mb_per_s": size / (read_done - read_start) / 1e6}
 
 
 def start_raw_server(root: Path, port: int) -> Any:
@@ -447,6 +461,7 @@ async def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                            "cpu_pressure_some": pressure}
                     rounds.append(one)
                     log(f"[{number + 1}/{args.rounds}] disk+fsync {disk['mb_per_s']:7.0f} MB/s  "
+                        f"read {disk['read_mb_per_s']:5.0f} MB/s  "
                         f"loopback {put['mb_per_s']:7.0f} / {get['mb_per_s']:7.0f} MB/s  "
                         f"upload {through['upload']['mb_per_s']:6.0f} MB/s  download "
                         f"{through['download']['mb_per_s']:6.0f} MB/s  RSS +"
@@ -479,6 +494,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
 
     loopback = min(med(("loopback_put", "mb_per_s")), med(("loopback_get", "mb_per_s")))
     disk = med(("disk", "mb_per_s"))
+    disk_read = med(("disk", "read_mb_per_s"))
     upload = med(("upload", "mb_per_s"))
     download = med(("download", "mb_per_s"))
     worst_p99 = max(max(one["upload"]["chat"]["p99_ms"], one["download"]["chat"]["p99_ms"])
@@ -487,11 +503,13 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
                     for one in rounds)
     summary = {
         "disk_write_fsync_mb_per_s": disk,
+        "disk_read_cold_mb_per_s": disk_read,
         "loopback_mb_per_s": loopback,
         "upload_mb_per_s": upload,
         "download_mb_per_s": download,
         "upload_ratio": upload / min(loopback, disk),
         "download_ratio": download / loopback,
+        "download_ratio_of_disk_read": download / min(loopback, disk_read),
         "rss_growth_mib_worst": worst_rss,
         "rss_warmup_growth_mib": raw["warmup"]["upload"]["rss_growth_mib"]
         + raw["warmup"]["download"]["rss_growth_mib"],
@@ -515,11 +533,13 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
 def print_summary(summary: dict[str, Any]) -> None:
     rows = [
         ("raw disk write + fsync", f"{summary['disk_write_fsync_mb_per_s']:.0f} MB/s", ""),
+        ("raw disk read (not cached)", f"{summary['disk_read_cold_mb_per_s']:.0f} MB/s", ""),
         ("raw loopback (slower way)", f"{summary['loopback_mb_per_s']:.0f} MB/s", ""),
         ("broker upload", f"{summary['upload_mb_per_s']:.0f} MB/s",
          f"{summary['upload_ratio']:.2f}x of min(loopback, disk)"),
         ("broker download", f"{summary['download_mb_per_s']:.0f} MB/s",
-         f"{summary['download_ratio']:.2f}x of loopback"),
+         f"{summary['download_ratio']:.2f}x of loopback, "
+         f"{summary['download_ratio_of_disk_read']:.2f}x of min(loopback, disk read)"),
         ("broker RSS growth (worst)", f"{summary['rss_growth_mib_worst']:.1f} MiB",
          f"peak {summary['rss_peak_mib']:.0f} MiB; the first transfer (warm-up) "
          f"+{summary['rss_warmup_growth_mib']:.1f} MiB"),

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 from yarl import URL
@@ -24,6 +25,8 @@ from broker.clock import FakeClock
 from broker.errors import InvalidInput
 from broker.settings import Settings
 from broker.transfer.names import content_disposition, display_name
+from broker.transfer.service import BATCH_BYTES, READ_AHEAD
+from broker.transfer.store import CHUNK, RECORD, KeyRing, load_master_key
 from web import create_app
 from web.state import get_broker
 
@@ -568,6 +571,25 @@ async def test_range_downloads(make_client: Factory) -> None:
     assert head.headers["Repr-Digest"] == f"sha-256=:{digest}:"
 
 
+
+async def test_downloads_read_ahead_across_batches(make_client: Factory) -> None:
+    """Downloads decrypt several batches at once in worker threads; the bytes still come
+    out whole and in order, for the whole file and for ranges across batch boundaries."""
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(BATCH_BYTES * (READ_AHEAD + 2) + 123_457)
+    path = await _upload(client, session_id, token, data)
+    assert await (await _download(client, path, tech.token)).read() == data
+    size = len(data)
+    for start, end in [(BATCH_BYTES - 5, BATCH_BYTES + 5),
+                       (BATCH_BYTES + 1000, BATCH_BYTES * (READ_AHEAD + 1) + 7),
+                       (CHUNK * 3 - 1, size)]:
+        response = await _download(client, path, tech.token, Range=f"bytes={start}-{end - 1}")
+        assert response.status == 206
+        assert await response.read() == data[start:end], (start, end)
+
+
 async def test_a_file_still_arriving_is_not_downloadable(make_client: Factory) -> None:
     client = await make_client()
     tech = await _tech(client)
@@ -687,6 +709,30 @@ async def test_stored_bytes_are_encrypted(make_client: Factory) -> None:
     assert len(_stored(client)) == 1 and marker not in stored and b"tail" * 4 not in stored
     assert len(stored) > len(data)  # nonces and tags
     assert await (await _download(client, path, token)).read() == data
+
+
+
+async def test_stored_records_keep_the_documented_layout(make_client: Factory) -> None:
+    """Record i at i x RECORD: nonce, AES-256-GCM ciphertext and tag, associated data
+    "sb-file|<id>|<i>". Files stored by earlier versions have this layout and still
+    download, so it must not change without a version marker."""
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(2 * CHUNK + 1000)
+    path = await _upload(client, session_id, token, data)
+    broker = get_broker(client.app)
+    upload = await broker.transfers.get(session_id, path.rstrip("/").rsplit("/", 1)[1])
+    master = load_master_key(broker.settings.transfer_master_key, broker.settings.data_dir)
+    aead = AESGCM(KeyRing(master).unwrap(upload.blob_id, upload.wrapped_key))
+    stored = (broker.settings.transfer_path / upload.blob_id).read_bytes()
+    assert len(stored) == 2 * RECORD + 1000 + 12 + 16
+    plain = b""
+    for index in range(3):
+        record = stored[index * RECORD:(index + 1) * RECORD]
+        aad = b"sb-file|" + upload.blob_id.encode() + b"|" + index.to_bytes(8, "big")
+        plain += aead.decrypt(record[:12], record[12:], aad)
+    assert plain == data
 
 
 # -- time: expiry and retention ----------------------------------------------------------

@@ -2,10 +2,11 @@
 expired and removed. Knows nothing of HTTP; `web/files.py` speaks tus on its behalf.
 
 Data streams through in batches: the event loop only reads the socket and hands each
-batch (512 KiB) to a worker thread that hashes, encrypts and writes it while the loop
-reads the next one, so a transfer never holds the loop for more than a memory copy, and
-memory stays at a few batches per transfer whatever the file's size. Optional rate caps
-(per transfer and in total) slow the socket reads down, and TCP slows the sender.
+batch (1 MiB) to a worker thread that hashes, encrypts and writes it while the loop
+reads the next one; downloads decrypt READ_AHEAD batches ahead of the socket. A transfer
+never holds the loop for more than a memory copy, and memory stays at a few batches per
+transfer whatever the file's size. Optional rate caps (per transfer and in total) slow
+the socket reads down, and TCP slows the sender.
 
 Only one request writes an upload at a time. A new request for an upload whose previous
 request is still running (the client lost that connection and resumes, but the broker
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import contextlib
 import dataclasses
 import errno
@@ -63,9 +65,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 READ_SIZE = 256 * 1024
-# What the event loop hands to a worker thread at once; two are in memory per transfer
-# (one being stored while the next arrives).
-BATCH_BYTES = 512 * 1024
+# What the event loop hands to a worker thread at once. Every batch costs two thread
+# hops, and on a busy machine a hop can wait milliseconds for a CPU, so batches are
+# large; an upload holds two (one being stored while the next arrives), a download
+# READ_AHEAD being decrypted and one being sent. Reading further ahead kept both CPUs of
+# a small machine busy with one download, and chat p99 doubled (bench/transfer.py).
+BATCH_BYTES = 1024 * 1024
+READ_AHEAD = 1
 # A long request commits (without fsync) this often, so a crash loses little of it.
 COMMIT_EVERY = 64 * 1024 * 1024
 PROGRESS_INTERVAL = 0.25
@@ -228,7 +234,8 @@ class TransferService:
 
     async def read(self, upload: Upload, start: int, end: int) -> AsyncGenerator[bytes, None]:
         """The plaintext of bytes [start, end) of a complete upload, in batches, decrypted
-        in a worker thread one batch ahead of the consumer. Use with contextlib.aclosing."""
+        in worker threads READ_AHEAD batches ahead of the consumer. Use with
+        contextlib.aclosing."""
         key = self._keys.unwrap(upload.blob_id, upload.wrapped_key)
         try:
             reader = await self._in_thread(self._store.reader, upload.blob_id, key, upload.size)
@@ -237,26 +244,23 @@ class TransferService:
         throttle = Throttle(self._settings.transfer_rate_bytes_per_second,
                             monotonic=self._monotonic)
         loop = asyncio.get_running_loop()
-        ahead: asyncio.Future[list[bytes]] | None = None
+        ahead: collections.deque[asyncio.Future[list[bytes]]] = collections.deque()
         try:
             position = start
-            while position < end:
-                if ahead is None:
-                    ahead = loop.run_in_executor(
-                        self._pool, reader.read, position, min(end, position + BATCH_BYTES))
-                pieces = await asyncio.shield(ahead)
-                position = min(end, position + BATCH_BYTES)
-                ahead = None
-                if position < end:
-                    ahead = loop.run_in_executor(
-                        self._pool, reader.read, position, min(end, position + BATCH_BYTES))
+            while position < end or ahead:
+                while position < end and len(ahead) < READ_AHEAD:
+                    ahead.append(loop.run_in_executor(
+                        self._pool, reader.read, position, min(end, position + BATCH_BYTES)))
+                    position = min(end, position + BATCH_BYTES)
+                pieces = await asyncio.shield(ahead[0])
+                ahead.popleft()
                 for piece in pieces:
                     yield piece
                 await throttle.take(sum(len(piece) for piece in pieces), self._total)
         finally:
-            if ahead is not None:
+            for future in ahead:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await ahead
+                    await future
             await asyncio.shield(loop.run_in_executor(self._pool, reader.close))
 
     # -- creating ------------------------------------------------------------------------

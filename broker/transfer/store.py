@@ -366,7 +366,9 @@ def _stored_size(size: int) -> int:
 
 
 def _read_record(fd: int, aead: AESGCM, blob_id: str, index: int, length: int) -> bytes:
-    raw = os.pread(fd, length + OVERHEAD, index * RECORD)
+    # Sliced as a memoryview: slicing bytes would copy the whole record, and on a fast
+    # download those copies (fresh memory each time) cost more than the decryption.
+    raw = memoryview(os.pread(fd, length + OVERHEAD, index * RECORD))
     if len(raw) != length + OVERHEAD:
         raise CorruptBlob(f"record {index} of {blob_id} is cut short")
     try:
@@ -376,11 +378,12 @@ def _read_record(fd: int, aead: AESGCM, blob_id: str, index: int, length: int) -
 
 
 class BlobReader:
-    """Decrypts byte ranges of a complete file."""
+    """Decrypts byte ranges of a complete file. Threads may read at once (a download reads
+    ahead in more than one)."""
 
     def __init__(self, path: Path, blob_id: str, key: bytes, size: int) -> None:
         self._fd = os.open(path, os.O_RDONLY)
-        self._aead = AESGCM(key)
+        self._key = key
         self._blob_id = blob_id
         self.size = size
 
@@ -388,10 +391,11 @@ class BlobReader:
         """Plaintext bytes [start, end), one piece per chunk (no joining copies)."""
         if not 0 <= start <= end <= self.size:
             raise ValueError("range outside the file")
+        aead = AESGCM(self._key)  # one per call: nothing is shared between threads
         pieces = []
         for index in range(start // CHUNK, (end + CHUNK - 1) // CHUNK):
             base = index * CHUNK
-            plain = _read_record(self._fd, self._aead, self._blob_id, index,
+            plain = _read_record(self._fd, aead, self._blob_id, index,
                                  min(CHUNK, self.size - base))
             low, high = max(start - base, 0), min(end - base, len(plain))
             pieces.append(plain if (low, high) == (0, len(plain)) else plain[low:high])
