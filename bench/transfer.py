@@ -222,7 +222,8 @@ def client(args: argparse.Namespace) -> None:
 
 def disk_write(directory: Path, size: int) -> dict[str, float]:
     """Write `size` bytes in 1 MiB blocks and fsync, as a file system's ceiling; then read
-    them back from the disk (dropped from the page cache first), as a download's."""
+    them back from the disk (dropped from the page cache first), as a download of a file
+    that is no longer cached must."""
     block = pattern()
     path = directory / "disk-probe.bin"
     start = time.perf_counter()
@@ -234,8 +235,8 @@ def disk_write(directory: Path, size: int) -> dict[str, float]:
         written = time.perf_counter()
         os.fsync(fd)
         done = time.perf_counter()
-        # Read it back from the disk, not the page cache, as a download of a file the
-        # broker stored (its writer drops written pages from the cache) must.
+        # Read it back from the disk, not the page cache, as a download of a file that
+        # has left the cache since it was stored must (a fresh one is still cached).
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         read_start = time.perf_counter()
         position = 0

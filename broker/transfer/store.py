@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import hashlib
 import os
 import re
@@ -350,14 +351,30 @@ def _write_behind(fd: int, offset: int, length: int) -> None:
 
     Left alone, the kernel lets gigabytes of a fast upload pile up in the page cache and
     then writes them in one burst, during which every other writer on the disk (the
-    database's journal among them) stalls. On Linux, POSIX_FADV_DONTNEED starts the
-    writeback of the range at once (and drops the pages once they are clean); elsewhere
-    the writer waits for the disk.
+    database's journal among them) stalls. On Linux, sync_file_range(2) starts the
+    writeback of the range at once and leaves the pages cached, so the download that
+    usually follows an upload reads memory, not the disk; elsewhere the writer waits for
+    the disk.
     """
-    if hasattr(os, "posix_fadvise") and sys.platform.startswith("linux"):
-        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-    else:
+    if _sync_file_range is None or _sync_file_range(fd, offset, length,
+                                                    _SYNC_FILE_RANGE_WRITE) != 0:
         os.fdatasync(fd)
+
+
+def _libc_sync_file_range() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return function
+
+
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of the dirty pages, don't wait
+_sync_file_range = _libc_sync_file_range()
 
 
 def _stored_size(size: int) -> int:
