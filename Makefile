@@ -30,7 +30,8 @@ TEST_DATABASE_URL ?= postgresql://127.0.0.1/test
 test: lint
 	$(BIN)/pytest
 	BROKER_TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -m "not browser" \
-		--ignore=tests/test_cluster.py --ignore=tests/test_agent.py
+		--ignore=tests/test_cluster.py --ignore=tests/test_cluster_limits.py \
+		--ignore=tests/test_agent.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
