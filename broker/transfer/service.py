@@ -3,7 +3,7 @@ expired and removed. Knows nothing of HTTP; `web/files.py` speaks tus on its beh
 
 Data streams through in batches: the event loop only reads the socket and hands each
 batch (1 MiB) to a worker thread that hashes, encrypts and writes it while the loop
-reads the next one; downloads decrypt READ_AHEAD batches ahead of the socket. A transfer
+reads the next one; downloads decrypt one batch at a time in a worker thread. A transfer
 never holds the loop for more than a memory copy, and memory stays at a few batches per
 transfer whatever the file's size. Optional rate caps (per transfer and in total) slow
 the socket reads down, and TCP slows the sender.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import collections
 import contextlib
 import dataclasses
 import errno
@@ -67,11 +66,8 @@ T = TypeVar("T")
 READ_SIZE = 256 * 1024
 # What the event loop hands to a worker thread at once. Every batch costs two thread
 # hops, and on a busy machine a hop can wait milliseconds for a CPU, so batches are
-# large; an upload holds two (one being stored while the next arrives), a download
-# READ_AHEAD being decrypted and one being sent. Reading further ahead kept both CPUs of
-# a small machine busy with one download, and chat p99 doubled (bench/transfer.py).
+# large; an upload holds two (one being stored while the next arrives), a download one.
 BATCH_BYTES = 1024 * 1024
-READ_AHEAD = 1
 # A long request commits (without fsync) this often, so a crash loses little of it.
 COMMIT_EVERY = 64 * 1024 * 1024
 PROGRESS_INTERVAL = 0.25
@@ -233,8 +229,10 @@ class TransferService:
         raise Gone(_gone_message(upload))
 
     async def read(self, upload: Upload, start: int, end: int) -> AsyncGenerator[bytes, None]:
-        """The plaintext of bytes [start, end) of a complete upload, in batches, decrypted
-        in worker threads READ_AHEAD batches ahead of the consumer. Use with
+        """The plaintext of bytes [start, end) of a complete upload, in batches decrypted in
+        a worker thread, the next one only once the consumer has taken this one: decrypting
+        ahead of the socket made downloads about a quarter faster but kept both CPUs of a
+        small machine busy and slowed the chat (docs/benchmarks.md). Use with
         contextlib.aclosing."""
         key = self._keys.unwrap(upload.blob_id, upload.wrapped_key)
         try:
@@ -244,23 +242,20 @@ class TransferService:
         throttle = Throttle(self._settings.transfer_rate_bytes_per_second,
                             monotonic=self._monotonic)
         loop = asyncio.get_running_loop()
-        ahead: collections.deque[asyncio.Future[list[bytes]]] = collections.deque()
+        batch: asyncio.Future[list[bytes]] | None = None
         try:
-            position = start
-            while position < end or ahead:
-                while position < end and len(ahead) < READ_AHEAD:
-                    ahead.append(loop.run_in_executor(
-                        self._pool, reader.read, position, min(end, position + BATCH_BYTES)))
-                    position = min(end, position + BATCH_BYTES)
-                pieces = await asyncio.shield(ahead[0])
-                ahead.popleft()
+            for position in range(start, end, BATCH_BYTES):
+                batch = loop.run_in_executor(
+                    self._pool, reader.read, position, min(end, position + BATCH_BYTES))
+                pieces = await asyncio.shield(batch)
+                batch = None
                 for piece in pieces:
                     yield piece
                 await throttle.take(sum(len(piece) for piece in pieces), self._total)
         finally:
-            for future in ahead:
+            if batch is not None:  # cancelled while it read: let it finish before closing
                 with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await future
+                    await batch
             await asyncio.shield(loop.run_in_executor(self._pool, reader.close))
 
     # -- creating ------------------------------------------------------------------------

@@ -395,12 +395,11 @@ def _read_record(fd: int, aead: AESGCM, blob_id: str, index: int, length: int) -
 
 
 class BlobReader:
-    """Decrypts byte ranges of a complete file. Threads may read at once (a download reads
-    ahead in more than one)."""
+    """Decrypts byte ranges of a complete file. One thread at a time."""
 
     def __init__(self, path: Path, blob_id: str, key: bytes, size: int) -> None:
         self._fd = os.open(path, os.O_RDONLY)
-        self._key = key
+        self._aead = AESGCM(key)
         self._blob_id = blob_id
         self.size = size
 
@@ -408,11 +407,10 @@ class BlobReader:
         """Plaintext bytes [start, end), one piece per chunk (no joining copies)."""
         if not 0 <= start <= end <= self.size:
             raise ValueError("range outside the file")
-        aead = AESGCM(self._key)  # one per call: nothing is shared between threads
         pieces = []
         for index in range(start // CHUNK, (end + CHUNK - 1) // CHUNK):
             base = index * CHUNK
-            plain = _read_record(self._fd, aead, self._blob_id, index,
+            plain = _read_record(self._fd, self._aead, self._blob_id, index,
                                  min(CHUNK, self.size - base))
             low, high = max(start - base, 0), min(end - base, len(plain))
             pieces.append(plain if (low, high) == (0, len(plain)) else plain[low:high])
