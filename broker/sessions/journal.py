@@ -65,7 +65,7 @@ class _Live:
 
     state: SessionState  # including the changes queued behind the writer
     recent: collections.OrderedDict[tuple[str, str], int]  # (sender, client id) -> seq
-    stored: _Locked  # as last committed (exact with one node)
+    stored: _Locked  # as last committed (one node only; unused with several)
 
 
 @dataclasses.dataclass(slots=True)
@@ -194,7 +194,8 @@ class Journal:
                 sa.select(sessions.c.state).where(sessions.c.id == session_id))
             if state is None:
                 raise NotFound("No such session.")
-            last_seq = 0 if refresh else await conn.scalar(
+            # Only one node numbers from its cache; several read the numbers when they write.
+            last_seq = 0 if refresh or self._shared else await conn.scalar(
                 sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0))
                 .where(events.c.session_id == session_id))
             rows = [] if refresh else (await conn.execute(
