@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from ..errors import IllegalTransition
+from ..sessions import Actor
 
 
 class Direction(enum.StrEnum):
@@ -94,6 +95,10 @@ class Peer:
     sender: str
     role: str
     name: str
+
+    @classmethod
+    def of(cls, actor: Actor) -> Peer:
+        return cls(actor.sender, actor.role.value, actor.name)
 
     def public(self) -> dict[str, Any]:
         return {"sender": self.sender, "role": self.role, "name": self.name}

@@ -139,7 +139,7 @@ class ShareService:
                     # agent is the only end-user participant, which then shares itself).
                     end_user = await store.end_user(conn, session_id,
                                                     besides=end_user.sender) or end_user
-            technician = Peer(actor.sender, actor.role.value, actor.name)
+            technician = Peer.of(actor)
             if way is Direction.END_USER_TO_TECHNICIAN:
                 share = Share(session_id, share_id, way, kind, end_user, technician)
             else:

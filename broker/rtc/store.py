@@ -70,9 +70,7 @@ async def load(conn: AsyncConnection, session_id: str, share_id: str, *,
                lock: bool = False) -> Stored | None:
     """The share, or None. With `lock`, its row stays locked (PostgreSQL) until the
     transaction ends, so that signaling and readiness of one share take turns."""
-    query = (sa.select(shares, sessions.c.state.label("session_state"))
-             .join(sessions, sessions.c.id == shares.c.session_id)
-             .where(_key(session_id, share_id)))
+    query = _with_session_state().where(_key(session_id, share_id))
     if lock:
         query = query.with_for_update(of=shares)
     row = (await conn.execute(query)).first()
@@ -81,11 +79,15 @@ async def load(conn: AsyncConnection, session_id: str, share_id: str, *,
 
 async def live(conn: AsyncConnection, session_id: str) -> list[Stored]:
     """The session's live shares (at most one)."""
-    rows = (await conn.execute(
-        sa.select(shares, sessions.c.state.label("session_state"))
-        .join(sessions, sessions.c.id == shares.c.session_id)
-        .where(shares.c.session_id == session_id, shares.c.live))).all()
+    rows = (await conn.execute(_with_session_state().where(
+        shares.c.session_id == session_id, shares.c.live))).all()
     return [_stored(row) for row in rows]
+
+
+def _with_session_state() -> sa.Select[Any]:
+    """Share rows with their session's state, as `_stored` reads them."""
+    return (sa.select(shares, sessions.c.state.label("session_state"))
+            .join(sessions, sessions.c.id == shares.c.session_id))
 
 
 async def taken(conn: AsyncConnection, session_id: str, share_id: str) -> tuple[bool, bool]:
@@ -214,14 +216,14 @@ async def agent_of(conn: AsyncConnection, session_id: str) -> Peer | None:
         sa.select(events.c.sender).where(events.c.session_id == session_id,
                                          events.c.type == "agent.connected")
         .order_by(events.c.seq.desc()).limit(1))
-    if not isinstance(sender, str) or not sender.startswith("p") or not sender[1:].isdigit():
+    participant_id = _participant_id(sender)
+    if participant_id is None:
         return None
     name = await conn.scalar(sa.select(participants.c.display_name).where(
-        participants.c.id == int(sender[1:]), participants.c.session_id == session_id))
+        participants.c.id == participant_id, participants.c.session_id == session_id))
     if name is None:
         return None
-    actor = Actor(Role.END_USER, int(sender[1:]), str(name))
-    return Peer(actor.sender, actor.role.value, actor.name)
+    return Peer.of(Actor(Role.END_USER, participant_id, str(name)))
 
 
 async def end_user(conn: AsyncConnection, session_id: str,
@@ -231,10 +233,17 @@ async def end_user(conn: AsyncConnection, session_id: str,
              .where(participants.c.session_id == session_id,
                     participants.c.role == Role.END_USER.value)
              .order_by(participants.c.id.desc()).limit(1))
-    if besides is not None and besides.startswith("p") and besides[1:].isdigit():
-        query = query.where(participants.c.id != int(besides[1:]))
+    other = _participant_id(besides)
+    if other is not None:
+        query = query.where(participants.c.id != other)
     row = (await conn.execute(query)).first()
     if row is None:
         return None
-    actor = Actor(Role.END_USER, row.id, row.display_name)
-    return Peer(actor.sender, actor.role.value, actor.name)
+    return Peer.of(Actor(Role.END_USER, row.id, row.display_name))
+
+
+def _participant_id(sender: object) -> int | None:
+    """The participant a sender name ("p<id>", see `Actor.sender`) stands for, if one."""
+    if isinstance(sender, str) and sender.startswith("p") and sender[1:].isdigit():
+        return int(sender[1:])
+    return None
