@@ -106,16 +106,24 @@ async def _dashboard(node: Node, email: str) -> tuple[aiohttp.ClientSession,
                                                       aiohttp.ClientWebSocketResponse]:
     """A technician's browser: logged in through the form at `node`, dashboard socket open."""
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    status, _ = await _log_in(http, node, email, TECH_PASSWORD)
+    assert status == 303
+    ws = await http.ws_connect(f"{node.base}/api/v1/technician/ws",
+                               headers={"Origin": node.base})
+    return http, ws
+
+
+async def _log_in(http: aiohttp.ClientSession, node: Node, email: str, password: str,
+                  headers: dict[str, str] | None = None) -> tuple[int, str | None]:
+    """The login form at `node`, filled in; the status and Retry-After."""
     async with http.get(f"{node.base}/login") as page:
         csrf = re.search(r'name="_csrf" value="([^"]+)"', await page.text())
     assert csrf
     async with http.post(f"{node.base}/login", data={
-            "email": email, "password": TECH_PASSWORD, "_csrf": csrf.group(1)},
-            allow_redirects=False) as response:
-        assert response.status == 303, await response.text()
-    ws = await http.ws_connect(f"{node.base}/api/v1/technician/ws",
-                               headers={"Origin": node.base})
-    return http, ws
+            "email": email, "password": password, "_csrf": csrf.group(1)},
+            headers=headers, allow_redirects=False) as response:
+        await response.read()
+        return response.status, response.headers.get("Retry-After")
 
 
 async def _next_of(ws: aiohttp.ClientWebSocketResponse, kind: str,

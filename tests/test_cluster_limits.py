@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +16,7 @@ from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from yarl import URL
 
 from .cluster import TECH_PASSWORD, Node, cluster
-from .test_cluster import Socket, _post
+from .test_cluster import Socket, _log_in, _post, _start_and_join
 from .test_transfer import CuttingProxy, _tus_upload
 
 WRONG_KEY = "111111111"  # well formed; one in 10⁹ that it is the live key
@@ -37,14 +36,7 @@ async def _login(node: Node, email: str, password: str,
                  address: str) -> tuple[int, str | None]:
     """The login form at `node`, filled in from `address`; the status and Retry-After."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
-        async with browser.get(f"{node.base}/login") as page:
-            csrf = re.search(r'name="_csrf" value="([^"]+)"', await page.text())
-        assert csrf
-        async with browser.post(f"{node.base}/login", data={
-                "email": email, "password": password, "_csrf": csrf.group(1)},
-                headers={"X-Forwarded-For": address}, allow_redirects=False) as response:
-            await response.read()
-            return response.status, response.headers.get("Retry-After")
+        return await _log_in(browser, node, email, password, {"X-Forwarded-For": address})
 
 
 async def test_guessing_limits_hold_across_nodes(tmp_path: Path) -> None:
@@ -104,12 +96,7 @@ async def test_an_upload_cut_at_one_node_resumes_at_the_other(tmp_path: Path) ->
     async with cluster(tmp_path) as nodes, aiohttp.ClientSession() as http:
         one, two = nodes.nodes
         token = await nodes.technician("alice@example.com", "Alice")
-        status, started = await _post(http, f"{one.base}/api/v1/sessions", token)
-        assert status == 201, started
-        session_id = started["session_id"]
-        status, joined = await _post(http, f"{one.base}/api/v1/join", key=started["key"])
-        assert status == 200, joined
-        participant = joined["participant_token"]
+        session_id, participant = await _start_and_join(http, one, one, token)
         technician = await Socket.open(http, one, session_id, token)
         files = f"/api/v1/sessions/{session_id}/files/"
         tus = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {participant}"}
