@@ -19,7 +19,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -54,12 +54,17 @@ def services() -> tuple[str, str]:
                                             ("Redis", redis, 6379))
                if not _reachable(url, port)]
     if missing:
-        reason = f"several nodes need {' and '.join(missing)} (set BROKER_TEST_DATABASE_URL " \
-                 "and BROKER_TEST_REDIS_URL, or run them on their usual ports)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(f"several nodes need {' and '.join(missing)} (set "
+                     "BROKER_TEST_DATABASE_URL and BROKER_TEST_REDIS_URL, or run them on "
+                     "their usual ports)")
     return database, redis
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """A service a test needs is missing: skip, or fail under CI=true (CI has it)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 class RedisServer:
@@ -77,9 +82,7 @@ class RedisServer:
     async def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            if os.environ.get("CI") == "true":
-                pytest.fail("redis-server is not installed")
-            pytest.skip("redis-server is not installed")
+            skip_or_fail("redis-server is not installed")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = await asyncio.create_subprocess_exec(
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

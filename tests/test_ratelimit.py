@@ -28,7 +28,7 @@ from broker.settings import Settings
 from web import create_app
 from web.state import get_broker
 
-from .cluster import DEFAULT_REDIS, free_port
+from .cluster import DEFAULT_REDIS, free_port, skip_or_fail
 from .conftest import PASSWORD, csrf_from
 
 
@@ -227,10 +227,7 @@ async def shared_redis() -> AsyncIterator[tuple[redis.Redis, str]]:
         await client.ping()
     except (RedisError, OSError) as error:
         await client.aclose()
-        reason = f"the shared guessing limits need Redis at {url}: {error}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(f"the shared guessing limits need Redis at {url}: {error}")
     prefix = f"sb:test-{secrets.token_hex(6)}:guess:"
     try:
         yield client, prefix
