@@ -2,7 +2,7 @@
 loopback and raw disk writes measured in the same run, with the broker's RSS and the chat
 latency while the transfer runs.
 
-    .venv/bin/python bench/transfer.py [--size-mib 1024] [--rounds 3] [--quick]
+    .venv/bin/python bench/transfer.py [--size-mib 1024] [--rounds 3] [--quick] [--commit REV]
 
 1. raw disk: write the size in 1 MiB blocks to a file beside the broker's data, then fsync,
    and read it back from the disk (dropped from the page cache first);
@@ -22,6 +22,8 @@ The bulk clients (raw and HTTP) run in child processes with blocking sockets, so
 neither slow down nor disturb the chat measurement here; with two CPUs they still compete
 with the broker, as a real client on the same host would. The JSON goes to
 bench/results/transfer-<timestamp>.json; docs/benchmarks.md explains the figures.
+``--commit REV`` measures the broker at a commit (exported with git archive) instead of
+the working tree, so that two versions can be compared alternately in one session.
 """
 
 from __future__ import annotations
@@ -419,6 +421,11 @@ async def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     digest = expected_sha256(size)
     with tempfile.TemporaryDirectory(prefix="sb-transfer-bench-") as tmp:
         root = Path(tmp)
+        code = "working tree"
+        if args.commit:
+            core.SOURCE = root / "source"  # the broker processes import this tree
+            code = c.export_commit(args.commit, core.SOURCE)
+            log(f"measuring commit {code}")
         raw_port = c.free_port()
         raw = start_raw_server(root, raw_port)
         extra = {}
@@ -477,8 +484,9 @@ async def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         finally:
             server.stop()
             c.stop_process(raw)
-        return {"size": size, "sha256": digest, "idle": idle, "warmup": warmup, "rounds": rounds,
-                "chat_errors": chat.errors, "rate_cap_mb_per_s": args.rate_mb}
+        return {"measured": code, "size": size, "sha256": digest, "idle": idle,
+                "warmup": warmup, "rounds": rounds, "chat_errors": chat.errors,
+                "rate_cap_mb_per_s": args.rate_mb}
 
 
 def summarize(raw: dict[str, Any]) -> dict[str, Any]:
@@ -575,6 +583,9 @@ def main() -> int:
     parser.add_argument("--rate-mb", type=float, default=0.0,
                         help="run the broker with transfer_rate_bytes_per_second at this many "
                              "MB/s (default: no cap)")
+    parser.add_argument("--commit", metavar="REV",
+                        help="measure the broker at this commit (exported with git archive) "
+                             "instead of the working tree")
     parser.add_argument("--quick", action="store_true",
                         help="256 MiB, one round, 2 s idle: a smoke run, not for the record")
     args = parser.parse_args()
@@ -588,6 +599,8 @@ def main() -> int:
         args.size_mib, args.rounds, args.idle_seconds = 256, 1, 2.0
     machine = c.machine_info()
     git = c.git_state()
+    if args.commit:
+        git = {"commit": args.commit, "dirty_server_files": []}  # not the working tree
     print(f"machine: {machine['nproc']} x {machine['cpu_model']}, {machine['mem_total_gib']} GiB, "
           f"Python {machine['python']}, aiohttp {machine['aiohttp']}, "
           f"load {machine['loadavg_at_start']}", flush=True)

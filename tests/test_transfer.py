@@ -9,7 +9,10 @@ import base64
 import contextlib
 import hashlib
 import io
+import logging
 import os
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from broker.clock import FakeClock
 from broker.errors import InvalidInput
 from broker.settings import Settings
 from broker.transfer.names import content_disposition, display_name
-from broker.transfer.service import BATCH_BYTES
+from broker.transfer.service import BATCH_BYTES, SEND_BYTES, SEND_THREADS
 from broker.transfer.store import CHUNK, RECORD, KeyRing, load_master_key
 from web import create_app
 from web.state import get_broker
@@ -588,6 +591,236 @@ async def test_downloads_across_batches(make_client: Factory) -> None:
         response = await _download(client, path, tech.token, Range=f"bytes={start}-{end - 1}")
         assert response.status == 206
         assert await response.read() == data[start:end], (start, end)
+
+
+# -- downloads sent from a thread straight to the socket -----------------------------------
+
+
+class RawConnection:
+    """One HTTP/1.1 connection driven by hand: one request at a time, each response read
+    exactly to its Content-Length, so keep-alive and slow reading are the test's to decide.
+    A small receive buffer makes a client that does not read stall the broker's sending
+    soon."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, client: TestClient, *, receive_buffer: int = 64 * 1024
+                   ) -> RawConnection:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(
+                sock, (client.server.host, client.server.port))
+            reader, writer = await asyncio.open_connection(sock=sock, limit=receive_buffer)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(reader, writer)
+
+    async def get(self, path: str, token: str, **headers: str) -> tuple[int, dict[str, str]]:
+        """Send a GET; its status and headers (names in lower case)."""
+        lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {token}",
+                 *(f"{name}: {value}" for name, value in headers.items())]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        fields = dict(line.split(": ", 1) for line in head[1:] if line)
+        return int(head[0].split()[1]), {k.lower(): v for k, v in fields.items()}
+
+    async def body(self, headers: dict[str, str]) -> bytes:
+        return await self.reader.readexactly(int(headers["content-length"]))
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+async def _stored_file(client: TestClient, session_id: str, token: str, data: bytes) -> str:
+    """A complete file from one PATCH (quicker than tuspy for big ones); its path."""
+    path = (await _create(client, session_id, token, len(data))).headers["Location"]
+    response = await client.patch(path, data=io.BytesIO(data), headers={
+        **TUS, **_bearer(token), "Upload-Offset": "0",
+        "Content-Type": "application/offset+octet-stream"})
+    assert response.status == 204
+    return str(path)
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+# Larger than what the kernel buffers between the broker and a RawConnection (a send
+# buffer of at most 4 MiB, 128 KiB received): sending it stalls until the client reads.
+STALLING = 16 * MiB + 12345
+
+
+async def test_a_download_goes_out_from_a_thread_byte_identical(make_client: Factory) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(STALLING)
+    path = await _stored_file(client, session_id, token, data)
+    broker = get_broker(client.app)
+    transfers = broker.transfers
+
+    def sent() -> float:
+        return broker.metrics.registry.get_sample_value(
+            "broker_transfer_bytes_total", {"direction": "out"}) or 0.0
+
+    conn = await RawConnection.open(client)
+    try:
+        status, headers = await conn.get(path, tech.token)
+        assert status == 200 and int(headers["content-length"]) == len(data)
+        await _until(lambda: transfers.sending == 1)  # waiting for the client, in a thread
+        assert await conn.body(headers) == data
+        await _until(lambda: transfers.sending == 0)
+        assert sent() == len(data)
+        start, end = SEND_BYTES - 7, 3 * SEND_BYTES + CHUNK + 5  # across batches and records
+        status, headers = await conn.get(path, tech.token, Range=f"bytes={start}-{end - 1}")
+        assert status == 206 and headers["content-range"] == f"bytes {start}-{end - 1}/{len(data)}"
+        assert await conn.body(headers) == data[start:end]
+        status, headers = await conn.get(path, tech.token, Range="bytes=-1")
+        assert status == 206 and await conn.body(headers) == data[-1:]
+        assert sent() == len(data) + end - start + 1
+    finally:
+        await conn.close()
+
+
+async def test_downloads_keep_the_connection_alive(make_client: Factory) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(3 * SEND_BYTES + 99)
+    path = await _stored_file(client, session_id, token, data)
+    conn = await RawConnection.open(client)
+    try:
+        for _ in range(2):  # the second request goes over the same connection
+            status, headers = await conn.get(path, tech.token)
+            assert status == 200 and headers.get("connection", "").lower() != "close"
+            assert await conn.body(headers) == data
+        listing = await conn.get(_files(session_id), tech.token)
+        assert listing[0] == 200
+    finally:
+        await conn.close()
+
+
+async def test_the_loop_answers_while_a_client_reads_slowly(make_client: Factory) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(STALLING)
+    path = await _stored_file(client, session_id, token, data)
+    transfers = get_broker(client.app).transfers
+    chat = await open_socket(client, session_id, tech.token)
+    conn = await RawConnection.open(client)
+    try:
+        status, headers = await conn.get(path, tech.token)
+        assert status == 200
+        received = await conn.reader.readexactly(SEND_BYTES)
+        await _until(lambda: transfers.sending == 1)
+        async with asyncio.timeout(2):  # the download is stalled; the broker is not
+            listing = await client.get(_files(session_id), headers=tech.auth)
+            assert listing.status == 200
+            await chat.ws.send_json({"type": "chat.send", "id": "c1", "text": "still here?"})
+            while (frame := await chat.next())["type"] != "event":
+                pass
+            assert frame["event"]["text"] == "still here?"
+        while len(received) < len(data):  # then read slowly to the end
+            received += await conn.reader.read(256 * 1024)
+            await asyncio.sleep(0.001)
+        assert received == data
+    finally:
+        await conn.close()
+        await chat.close()
+
+
+async def test_a_client_leaving_midway_frees_the_thread(
+        make_client: Factory, caplog: pytest.LogCaptureFixture) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(STALLING)
+    path = await _stored_file(client, session_id, token, data)
+    transfers = get_broker(client.app).transfers
+    for _ in range(SEND_THREADS + 1):  # more than there are threads: each one comes back
+        conn = await RawConnection.open(client)
+        status, headers = await conn.get(path, tech.token)
+        assert status == 200
+        await conn.reader.readexactly(100_000)
+        await _until(lambda: transfers.sending == 1)
+        conn.writer.transport.abort()  # unread data: the broker gets a reset
+        await _until(lambda: transfers.sending == 0, seconds=2)
+    assert await (await _download(client, path, tech.token)).read() == data
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_with_every_thread_busy_the_loop_sends(make_client: Factory) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(STALLING)
+    path = await _stored_file(client, session_id, token, data)
+    transfers = get_broker(client.app).transfers
+    stalled = [await RawConnection.open(client) for _ in range(SEND_THREADS)]
+    try:
+        for conn in stalled:
+            assert (await conn.get(path, tech.token))[0] == 200
+        await _until(lambda: transfers.sending == SEND_THREADS)
+        response = await _download(client, path, tech.token, Range="bytes=1000-")
+        assert response.status == 206 and await response.read() == data[1000:]
+        assert transfers.sending == SEND_THREADS
+    finally:
+        for conn in stalled:
+            await conn.close()
+    await _until(lambda: transfers.sending == 0)
+
+
+async def test_a_rate_capped_download_is_whole_and_paced(make_client: Factory) -> None:
+    rate = 4 * MiB
+    client = await make_client(transfer_rate_bytes_per_second=rate)
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(3 * MiB + 5)
+    path = await _stored_file(client, session_id, token, data)
+    conn = await RawConnection.open(client)
+    try:
+        status, headers = await conn.get(path, tech.token)
+        started = time.monotonic()
+        assert status == 200 and await conn.body(headers) == data
+        # A quarter of a second's worth may go at once; the rest at the rate.
+        assert time.monotonic() - started >= (len(data) - SEND_BYTES - rate / 4) / rate * 0.9
+    finally:
+        await conn.close()
+
+
+async def test_shutdown_stops_a_download_in_progress(make_client: Factory) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(STALLING)
+    path = await _stored_file(client, session_id, token, data)
+    transfers = get_broker(client.app).transfers
+    conn = await RawConnection.open(client)
+    try:
+        status, headers = await conn.get(path, tech.token)
+        assert status == 200
+        await _until(lambda: transfers.sending == 1)
+        async with asyncio.timeout(5):  # not the 60 s a handler gets to finish
+            await client.close()
+        assert transfers.sending == 0
+        received = b""
+        with contextlib.suppress(ConnectionError):  # the end comes before all the data
+            while part := await conn.reader.read(MiB):
+                received += part
+        assert len(received) < len(data) and received == data[:len(received)]
+    finally:
+        await conn.close()
 
 
 async def test_a_file_still_arriving_is_not_downloadable(make_client: Factory) -> None:

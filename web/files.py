@@ -38,6 +38,7 @@ from broker.transfer.names import content_disposition
 from broker.transfer.service import BATCH_BYTES, CHECKSUM_ALGORITHMS
 
 from .auth import bearer_token, current_technician
+from .direct_send import SocketSink, lent_socket
 from .pages import FILES_COOKIE
 from .state import get_broker
 
@@ -316,12 +317,27 @@ async def download(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     if request.method == "HEAD":
         return response
+    sent = get_broker(request.app).metrics.transfer_bytes.labels("out")
+    async with lent_socket(request) as sock:
+        if sock is not None:
+            sink = SocketSink(sock, sent.inc)
+            try:
+                if await transfers.send(upload, start, end, sink):
+                    await response.write_eof()  # the body is out: nothing left to write
+                    return response
+            except ConnectionError:
+                log.debug("download of %s stopped after %d bytes", upload.id, sink.sent)
+                # Content-Length promised more: this connection cannot carry another
+                # response.
+                response.force_close()
+                return response
+    # No socket to lend, or every sending thread busy: the loop sends what a worker
+    # thread decrypts, batch by batch.
     if request.transport is not None:
         # Let a whole batch wait in the socket's buffer: the loop then hands the kernel
         # more per wake-up instead of pausing for every 64 KiB (asyncio's default).
         request.transport.set_write_buffer_limits(high=2 * BATCH_BYTES)
     try:
-        sent = get_broker(request.app).metrics.transfer_bytes.labels("out")
         async with contextlib.aclosing(transfers.read(upload, start, end)) as batches:
             async for batch in batches:
                 # A view: when the socket takes only part of it, asyncio keeps the rest

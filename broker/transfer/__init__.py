@@ -2,7 +2,7 @@
 
 from .limits import Limits
 from .model import Upload, UploadState
-from .service import ByteSource, RequestChecksum, TransferService
+from .service import ByteSource, PlaintextSink, RequestChecksum, TransferService
 
-__all__ = ["ByteSource", "Limits", "RequestChecksum", "TransferService", "Upload",
-           "UploadState"]
+__all__ = ["ByteSource", "Limits", "PlaintextSink", "RequestChecksum", "TransferService",
+           "Upload", "UploadState"]

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import enum
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -224,7 +225,8 @@ class Throttle:
 
     Rates are about real elapsed time, so this reads a monotonic timer, not the Clock.
     A transfer takes what it moved and sleeps off any debt, so the socket stops being
-    read (or written) and TCP slows the peer down.
+    read (or written) and TCP slows the peer down. Downloads sent from a worker thread
+    take from the same buckets as the event loop's transfers, hence the lock.
     """
 
     def __init__(self, rate: int, *, burst_seconds: float = 0.25,
@@ -234,15 +236,17 @@ class Throttle:
         self._monotonic = monotonic
         self._level = self._burst
         self._at = monotonic()
+        self._lock = threading.Lock()
 
     def delay_for(self, amount: int) -> float:
         """Take `amount` bytes; the seconds to wait before moving more."""
         if not self.rate:
             return 0.0
-        now = self._monotonic()
-        self._level = min(self._burst, self._level + (now - self._at) * self.rate) - amount
-        self._at = now
-        return 0.0 if self._level >= 0 else -self._level / self.rate
+        with self._lock:
+            now = self._monotonic()
+            self._level = min(self._burst, self._level + (now - self._at) * self.rate) - amount
+            self._at = now
+            return 0.0 if self._level >= 0 else -self._level / self.rate
 
     async def take(self, amount: int, *others: Throttle) -> None:
         delay = max([self.delay_for(amount), *(o.delay_for(amount) for o in others)])

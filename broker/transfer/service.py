@@ -3,7 +3,9 @@ expired and removed. Knows nothing of HTTP; `web/files.py` speaks tus on its beh
 
 Data streams through in batches: the event loop only reads the socket and hands each
 batch (1 MiB) to a worker thread that hashes, encrypts and writes it while the loop
-reads the next one; downloads decrypt one batch at a time in a worker thread. A transfer
+reads the next one. A download is decrypted and sent by a sending thread of its own
+straight to the client's socket (`send`, when the edge can hand over the socket), or else
+decrypted one batch at a time in a worker thread for the loop to send (`read`). A transfer
 never holds the loop for more than a memory copy, and memory stays at a few batches per
 transfer whatever the file's size. Optional rate caps (per transfer and in total) slow
 the socket reads down, and TCP slows the sender.
@@ -76,6 +78,12 @@ TAKEOVER_SECONDS = 10.0
 IDLE_SECONDS = 600.0
 MAX_METADATA_CHARS = 4096
 WORKER_NICE = 10  # see _lower_priority
+# Downloads sent from threads of their own at once (`send`). A slow client keeps its
+# thread for as long as it takes (waiting, not computing), so the threads are apart from
+# the two that store uploads, and a download beyond these goes through the loop (`read`).
+SEND_THREADS = 4
+# Plaintext a sending thread decrypts before it hands it to the socket in one call.
+SEND_BYTES = 1024 * 1024
 # Files in the transfer directory that no upload owns are removed at start once this old.
 ORPHAN_AGE_SECONDS = 3600.0
 CHECKSUM_ALGORITHMS = ("sha1", "sha256")
@@ -92,6 +100,17 @@ class ByteSource(Protocol):
     def abort(self) -> None:
         """Make a pending or later `read` raise ConnectionError (another request takes
         over the upload)."""
+        ...
+
+
+class PlaintextSink(Protocol):
+    """Where a download's plaintext goes from a sending thread (the edge wraps the
+    client's socket in one)."""
+
+    def send(self, data: memoryview, stop: threading.Event) -> None:
+        """Hand over all of `data`, blocking until the sink has taken it; the buffer is
+        reused afterwards. Raises ConnectionError when the client is gone or takes nothing
+        for too long, and soon after `stop` is set."""
         ...
 
 
@@ -167,6 +186,10 @@ class TransferService:
         # keeps a few batches' worth of memory.
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="transfer",
                                         initializer=_lower_priority)
+        self._send_pool = ThreadPoolExecutor(max_workers=SEND_THREADS,
+                                             thread_name_prefix="transfer-send",
+                                             initializer=_lower_priority)
+        self._sending: set[threading.Event] = set()  # one stop flag per running `send`
         self._live: dict[str, _Live] = {}
         self._create_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
@@ -186,14 +209,18 @@ class TransferService:
             await self._in_thread(self._store.remove, blob_id)
 
     def interrupt_all(self) -> None:
-        """Stop every running upload's reading; each keeps what it received."""
+        """Stop every running upload's reading (each keeps what it received) and every
+        download sent from a thread (its client resumes with a Range request)."""
         for live in list(self._live.values()):
             if live.source is not None:
                 live.source.abort()
+        for stop in self._sending:
+            stop.set()
 
     async def close(self) -> None:
-        """Stop running uploads (each keeps what it received) and the worker threads."""
+        """Stop running transfers (each upload keeps what it received) and the threads."""
         self.interrupt_all()
+        self._send_pool.shutdown(wait=True)
         for live in list(self._live.values()):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TAKEOVER_SECONDS):
@@ -257,6 +284,67 @@ class TransferService:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await batch
             await asyncio.shield(loop.run_in_executor(self._pool, reader.close))
+
+    @property
+    def sending(self) -> int:
+        """Downloads being sent from sending threads now."""
+        return len(self._sending)
+
+    async def send(self, upload: Upload, start: int, end: int, sink: PlaintextSink) -> bool:
+        """Send the plaintext of bytes [start, end) of a complete upload to `sink` from a
+        sending thread, which reads, decrypts and sends without the event loop: the loop
+        handing every batch to the socket was what bounded downloads
+        (docs/benchmarks.md). Returns False, having sent nothing, when every sending thread
+        is busy (use `read` then). Raises ConnectionError when the sink gives up or the
+        transfer is stopped (`interrupt_all`); when the caller is cancelled, the thread is
+        stopped and waited for before the cancellation goes on."""
+        if len(self._sending) >= SEND_THREADS:
+            return False
+        key = self._keys.unwrap(upload.blob_id, upload.wrapped_key)
+        throttle = Throttle(self._settings.transfer_rate_bytes_per_second,
+                            monotonic=self._monotonic)
+        stop = threading.Event()
+        self._sending.add(stop)
+        try:
+            future = asyncio.get_running_loop().run_in_executor(
+                self._send_pool, self._send_range, upload, key, start, end, sink, stop,
+                throttle)
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                stop.set()
+                with contextlib.suppress(BaseException):
+                    await future
+                raise
+        finally:
+            self._sending.discard(stop)
+        return True
+
+    def _send_range(self, upload: Upload, key: bytes, start: int, end: int,
+                    sink: PlaintextSink, stop: threading.Event, throttle: Throttle) -> None:
+        """The body of `send`, in a sending thread. One buffer is decrypted into and sent
+        again and again (fresh memory for every record cost page faults), and is wiped at
+        the end, so no plaintext outlives the download."""
+        try:
+            reader = self._store.reader(upload.blob_id, key, upload.size)
+        except FileNotFoundError as exc:
+            raise Gone("This file is no longer stored.") from exc
+        plain = bytearray(min(SEND_BYTES, end - start))
+        view = memoryview(plain)
+        try:
+            for position in range(start, end, SEND_BYTES):
+                if stop.is_set():
+                    raise ConnectionAbortedError("the download was stopped")
+                batch = view[:min(SEND_BYTES, end - position)]
+                reader.read_into(position, position + len(batch), batch)
+                sink.send(batch, stop)
+                delay = max(throttle.delay_for(len(batch)), self._total.delay_for(len(batch)))
+                if delay > 0 and stop.wait(delay):
+                    raise ConnectionAbortedError("the download was stopped")
+        finally:
+            reader.close()
+            view.release()
+            plain[:] = bytes(len(plain))
 
     # -- creating ------------------------------------------------------------------------
 

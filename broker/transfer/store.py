@@ -402,6 +402,9 @@ class BlobReader:
         self._aead = AESGCM(key)
         self._blob_id = blob_id
         self.size = size
+        # read_into's buffers, made on first use: ciphertext, and one partial record.
+        self._raw = bytearray()
+        self._part: bytearray | None = None
 
     def read(self, start: int, end: int) -> list[bytes]:
         """Plaintext bytes [start, end), one piece per chunk (no joining copies)."""
@@ -415,6 +418,47 @@ class BlobReader:
             low, high = max(start - base, 0), min(end - base, len(plain))
             pieces.append(plain if (low, high) == (0, len(plain)) else plain[low:high])
         return pieces
+
+    def read_into(self, start: int, end: int, out: memoryview) -> None:
+        """Plaintext bytes [start, end) into `out` (exactly that long), for a sender that
+        reuses its buffers: the records are read with one ``preadv`` into a reused
+        ciphertext buffer and whole records decrypt straight into `out`. When a record's
+        tag does not check, CorruptBlob is raised and `out` must not be used."""
+        if not 0 <= start <= end <= self.size or len(out) != end - start:
+            raise ValueError("range outside the file, or a buffer of another length")
+        if start == end:
+            return
+        first, last = start // CHUNK, (end - 1) // CHUNK
+        stored = last * RECORD + OVERHEAD + min(CHUNK, self.size - last * CHUNK) \
+            - first * RECORD
+        if len(self._raw) < stored:
+            self._raw = bytearray(stored)
+        raw = memoryview(self._raw)[:stored]
+        if os.preadv(self._fd, [raw], first * RECORD) != stored:
+            raise CorruptBlob(f"records {first}-{last} of {self._blob_id} are cut short")
+        filled = 0
+        for index in range(first, last + 1):
+            base = index * CHUNK
+            length = min(CHUNK, self.size - base)
+            record = raw[(index - first) * RECORD:(index - first) * RECORD + length + OVERHEAD]
+            low, high = max(start - base, 0), min(end - base, length)
+            if (low, high) == (0, length):
+                self._decrypt_into(index, record, out[filled:filled + length])
+            else:  # the range starts or ends inside this record: decrypt all of it apart
+                if self._part is None:
+                    self._part = bytearray(CHUNK)
+                part = memoryview(self._part)[:length]
+                self._decrypt_into(index, record, part)
+                out[filled:filled + high - low] = part[low:high]
+                part[:] = bytes(length)  # no plaintext stays behind in the reader
+            filled += high - low
+
+    def _decrypt_into(self, index: int, record: memoryview, out: memoryview) -> None:
+        try:
+            self._aead.decrypt_into(record[:NONCE_BYTES], record[NONCE_BYTES:],
+                                    _record_aad(self._blob_id, index), out)
+        except InvalidTag as exc:
+            raise CorruptBlob(f"record {index} of {self._blob_id} does not decrypt") from exc
 
     def close(self) -> None:
         os.close(self._fd)
