@@ -10,6 +10,7 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from . import sqlite
 from .bus import EventBus, LocalBus
 from .clock import Clock, SystemClock
 from .db import cluster_id, create_engine, migrate
@@ -171,6 +172,13 @@ class Broker:
                 await self.transfers.sweep()
             except Exception:
                 log.exception("file transfer sweep failed; trying again next time")
+
+    async def checkpoint_forever(self) -> None:
+        """Keep SQLite's write-ahead log short from a thread of its own (broker/sqlite.py);
+        returns at once on other databases. The web app owns the task that runs this."""
+        path = sqlite.database_path(self.settings.sqlalchemy_url)
+        if path is not None:
+            await sqlite.checkpoint_forever(path)
 
     async def readiness(self) -> dict[str, str]:
         """Whether the database and the bus answer: "ok" or what went wrong, per part."""

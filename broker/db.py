@@ -15,6 +15,8 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from . import sqlite
+
 metadata = sa.MetaData()
 
 technicians = sa.Table(
@@ -307,14 +309,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Checkpoints run on a thread of their own, not inside a commit (broker/sqlite.py).
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         # One connection: SQLite has one writer anyway, and a single connection rules out
-        # "database is locked" between our own transactions.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0)
+        # "database is locked" between our own transactions. Statements run on the
+        # event loop's thread (broker/sqlite.py).
+        engine = create_async_engine(url, pool_size=1, max_overflow=0,
+                                     async_creator=sqlite.connector(url))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10)

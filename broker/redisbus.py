@@ -230,7 +230,7 @@ class RedisBus:
             finally:
                 self._pubsub, self._applied = None, set()
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 

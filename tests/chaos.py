@@ -118,6 +118,17 @@ class ChaosParticipant:
                     return
 
 
+async def midway(people: list[ChaosParticipant], lines: int, limit: float = 30.0) -> None:
+    """Until the participants have sent a third of their `lines` each (at most `limit`
+    seconds): a fault injected then meets traffic in flight, however fast the broker is."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while sum(len(p.sent_ids) for p in people) < len(people) * lines // 3:
+        if loop.time() > end:
+            raise AssertionError("the participants did not get a third of the way")
+        await asyncio.sleep(0.01)
+
+
 def compare(participant: ChaosParticipant, transcript: list[dict[str, Any]]) -> tuple[int, int]:
     """(lost, extra): stored events this participant never saw, and seen ones never stored.
 

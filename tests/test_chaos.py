@@ -19,7 +19,7 @@ from broker.settings import Settings
 from web import create_app
 from web.state import get_broker
 
-from .chaos import ChaosParticipant, compare
+from .chaos import ChaosParticipant, compare, midway
 
 SESSIONS = 10
 LINES = 25
@@ -145,7 +145,7 @@ async def test_chaos_with_sigkill_and_restart(tmp_path: Path) -> None:
 
             async def kill_and_restart() -> None:
                 nonlocal process
-                await asyncio.sleep(0.8)
+                await midway([person for _, person in people], LINES * 2)
                 process.send_signal(signal.SIGKILL)
                 await process.wait()
                 await asyncio.sleep(0.3)

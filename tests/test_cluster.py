@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from .chaos import ChaosParticipant
+from .chaos import ChaosParticipant, midway
 from .cluster import TECH_PASSWORD, Node, RedisServer, cluster
 from .netns import NetnsUnavailable, loopback_only
 from .rtc_peer import AiortcPeer
@@ -254,7 +254,7 @@ async def test_a_killed_node_loses_nothing(tmp_path: Path) -> None:
                 random.Random(rng.random()))))
 
         async def kill_node_two() -> None:
-            await asyncio.sleep(1.0)
+            await midway([person for _, person in people], LINES)
             two.kill()
 
         deadline = asyncio.get_running_loop().time() + 60

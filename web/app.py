@@ -88,7 +88,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         # were connected to it wait for their reconnect, with a fresh window.
         await broker.go_live()
         tasks = [asyncio.create_task(broker.sweep_forever(), name="sweeper"),
-                 asyncio.create_task(broker.deliveries.run_forever(), name="delivery-worker")]
+                 asyncio.create_task(broker.deliveries.run_forever(), name="delivery-worker"),
+                 asyncio.create_task(broker.checkpoint_forever(), name="sqlite-checkpoints")]
         yield
         for task in tasks:
             task.cancel()
