@@ -7,19 +7,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import hashlib
 import io
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.x509.oid import NameOID
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 from yarl import URL
@@ -679,7 +685,7 @@ async def test_a_download_goes_out_from_a_thread_byte_identical(make_client: Fac
         assert status == 200 and int(headers["content-length"]) == len(data)
         await _until(lambda: transfers.sending == 1)  # waiting for the client, in a thread
         assert await conn.body(headers) == data
-        await _until(lambda: transfers.sending == 0)
+        await _until(lambda: transfers.sending == 0)  # counted once the kernel took it
         assert sent() == len(data)
         start, end = SEND_BYTES - 7, 3 * SEND_BYTES + CHUNK + 5  # across batches and records
         status, headers = await conn.get(path, tech.token, Range=f"bytes={start}-{end - 1}")
@@ -687,6 +693,7 @@ async def test_a_download_goes_out_from_a_thread_byte_identical(make_client: Fac
         assert await conn.body(headers) == data[start:end]
         status, headers = await conn.get(path, tech.token, Range="bytes=-1")
         assert status == 206 and await conn.body(headers) == data[-1:]
+        await _until(lambda: transfers.sending == 0)
         assert sent() == len(data) + end - start + 1
     finally:
         await conn.close()
@@ -779,6 +786,55 @@ async def test_with_every_thread_busy_the_loop_sends(make_client: Factory) -> No
         for conn in stalled:
             await conn.close()
     await _until(lambda: transfers.sending == 0)
+
+
+def _tls_context(directory: Path) -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=1))
+                   .not_valid_after(now + datetime.timedelta(hours=1))
+                   .sign(key, hashes.SHA256()))
+    (directory / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return context
+
+
+async def test_over_tls_served_by_aiohttp_the_loop_sends(
+        aiohttp_client: Any, tmp_path: Path, clock: FakeClock) -> None:
+    """The socket carries TLS records: a thread writing plaintext to it would break the
+    stream, so the loop sends through the SSL transport."""
+    server = TestServer(create_app(Settings(data_dir=tmp_path / "data",
+                                            transfer_min_free_bytes=0), clock=clock))
+    await server.start_server(ssl=_tls_context(tmp_path))
+    client = await aiohttp_client(server)
+    assert client.make_url("/").scheme == "https"
+    tech = await _tech(client)
+    created = await client.post("/api/v1/sessions", headers=tech.auth, ssl=False)
+    joined = await (await client.post("/api/v1/join", json={
+        "key": (await created.json())["key"]}, ssl=False)).json()
+    session_id, token = joined["session_id"], joined["participant_token"]
+    data = os.urandom(STALLING)
+    path = (await client.post(_files(session_id), ssl=False, headers={
+        **TUS, **_bearer(token), "Upload-Length": str(len(data)),
+        "Upload-Metadata": _metadata(filename="f.bin")})).headers["Location"]
+    stored = await client.patch(path, data=io.BytesIO(data), ssl=False, headers={
+        **TUS, **_bearer(token), "Upload-Offset": "0",
+        "Content-Type": "application/offset+octet-stream"})
+    assert stored.status == 204
+    transfers = get_broker(client.app).transfers
+    response = await client.get(path, headers=tech.auth, ssl=False)
+    assert response.status == 200
+    await asyncio.sleep(0.2)  # the body waits for the client, but in no sending thread
+    assert transfers.sending == 0
+    assert await response.read() == data
 
 
 async def test_a_rate_capped_download_is_whole_and_paced(make_client: Factory) -> None:
