@@ -15,7 +15,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,17 @@ from broker.clock import FakeClock
 from broker.errors import InvalidInput
 from broker.settings import Settings
 from broker.transfer.names import content_disposition, display_name
-from broker.transfer.service import BATCH_BYTES, SEND_BYTES, SEND_THREADS
+from broker.transfer.service import BATCH_BYTES, RECEIVE_THREADS, SEND_BYTES, SEND_THREADS
 from broker.transfer.store import CHUNK, RECORD, KeyRing, load_master_key
 from web import create_app
+from web.direct import LEND_MIN_BYTES
 from web.state import get_broker
 
 from .conftest import PASSWORD, Tech, csrf_from, join, login, open_socket, start_session
 
 Factory = Callable[..., Awaitable[TestClient]]
 TUS = {"Tus-Resumable": "1.0.0"}
+OFFSET_STREAM = "application/offset+octet-stream"
 MiB = 1024 * 1024
 SEED_004_TYPES = "pdf,zip,jpg,jpeg,docx,xlsx,xls"
 
@@ -132,11 +134,11 @@ async def _create(client: TestClient, session_id: str, token: str, length: int,
         "Upload-Metadata": _metadata(**{"filename": "f.bin", **metadata})})
 
 
-async def _patch(client: TestClient, path: str, token: str, offset: int, body: bytes,
+async def _patch(client: TestClient, path: str, token: str, offset: int, body: Any,
                  **headers: str) -> Any:
     return await client.patch(path, data=body, headers={
         **TUS, **_bearer(token), "Upload-Offset": str(offset),
-        "Content-Type": "application/offset+octet-stream", **headers})
+        "Content-Type": OFFSET_STREAM, **headers})
 
 
 class CuttingProxy:
@@ -543,7 +545,7 @@ async def test_technician_cookie_login_needs_csrf_to_upload(make_client: Factory
     path = created.headers["Location"]
     done = await client.patch(path, data=b"hello", headers={
         **TUS, "X-CSRF-Token": csrf, "Upload-Offset": "0",
-        "Content-Type": "application/offset+octet-stream"})
+        "Content-Type": OFFSET_STREAM})
     assert done.status == 204
     assert await (await client.get(path)).read() == b"hello"
     assert await (await _download(client, path, token)).read() == b"hello"
@@ -629,9 +631,22 @@ class RawConnection:
 
     async def get(self, path: str, token: str, **headers: str) -> tuple[int, dict[str, str]]:
         """Send a GET; its status and headers (names in lower case)."""
-        lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {token}",
-                 *(f"{name}: {value}" for name, value in headers.items())]
+        self.start("GET", path, token, **headers)
+        return await self.response()
+
+    def start(self, method: str, path: str, token: str, **headers: str) -> None:
+        """Send a request's head; its body, if any, is the caller's to write."""
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1",
+                 f"Authorization: Bearer {token}",
+                 *(f"{name.replace('_', '-')}: {value}" for name, value in headers.items())]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def start_patch(self, path: str, token: str, offset: int, length: int) -> None:
+        self.start("PATCH", path, token, Tus_Resumable="1.0.0", Upload_Offset=str(offset),
+                   Content_Type=OFFSET_STREAM, Content_Length=str(length))
+
+    async def response(self) -> tuple[int, dict[str, str]]:
+        """The next response's status and headers (names in lower case)."""
         head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         fields = dict(line.split(": ", 1) for line in head[1:] if line)
         return int(head[0].split()[1]), {k.lower(): v for k, v in fields.items()}
@@ -650,7 +665,7 @@ async def _stored_file(client: TestClient, session_id: str, token: str, data: by
     path = (await _create(client, session_id, token, len(data))).headers["Location"]
     response = await client.patch(path, data=io.BytesIO(data), headers={
         **TUS, **_bearer(token), "Upload-Offset": "0",
-        "Content-Type": "application/offset+octet-stream"})
+        "Content-Type": OFFSET_STREAM})
     assert response.status == 204
     return str(path)
 
@@ -827,7 +842,7 @@ async def test_over_tls_served_by_aiohttp_the_loop_sends(
         "Upload-Metadata": _metadata(filename="f.bin")})).headers["Location"]
     stored = await client.patch(path, data=io.BytesIO(data), ssl=False, headers={
         **TUS, **_bearer(token), "Upload-Offset": "0",
-        "Content-Type": "application/offset+octet-stream"})
+        "Content-Type": OFFSET_STREAM})
     assert stored.status == 204
     transfers = get_broker(client.app).transfers
     response = await client.get(path, headers=tech.auth, ssl=False)
@@ -877,6 +892,166 @@ async def test_shutdown_stops_a_download_in_progress(make_client: Factory) -> No
         assert len(received) < len(data) and received == data[:len(received)]
     finally:
         await conn.close()
+
+
+# -- uploads read by a thread straight from the socket -----------------------------------
+
+
+LONG_BODY = LEND_MIN_BYTES + 3 * MiB + 4321  # read by threads (shorter ones by the loop)
+
+
+async def _paused_body(data: bytes, at: int, until: Callable[[], Awaitable[None]]
+                       ) -> AsyncIterator[bytes]:
+    """`data` as a request body that stops after `at` bytes until `until` returns."""
+    for start in range(0, at, 256 * 1024):
+        yield data[start:min(at, start + 256 * 1024)]
+    await until()
+    for start in range(at, len(data), 256 * 1024):
+        yield data[start:start + 256 * 1024]
+
+
+async def test_a_long_upload_is_read_by_a_thread_byte_identical(make_client: Factory) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(LONG_BODY)
+    path = (await _create(client, session_id, token, len(data))).headers["Location"]
+    transfers = get_broker(client.app).transfers
+    chat = await open_socket(client, session_id, tech.token)
+
+    async def meanwhile() -> None:
+        await _until(lambda: transfers.receiving == 1)  # a thread reads; the loop answers
+        await chat.ws.send_json({"type": "chat.send", "id": "c1", "text": "still here?"})
+        while (frame := await chat.next())["type"] != "event":
+            pass
+        assert frame["event"]["text"] == "still here?"
+
+    try:
+        response = await client.patch(path, data=_paused_body(data, 2 * MiB, meanwhile),
+                                      headers={**TUS, **_bearer(token), "Upload-Offset": "0",
+                                               "Content-Type": OFFSET_STREAM,
+                                               "Content-Length": str(len(data))})
+    finally:
+        await chat.close()
+    assert response.status == 204 and response.headers["Upload-Offset"] == str(len(data))
+    # aiohttp's parser never saw the body, so this connection carries no other request.
+    assert response.headers["Connection"] == "close"
+    assert transfers.receiving == 0
+    assert await (await _download(client, path, tech.token)).read() == data
+    (offered,) = await _events(client, tech, session_id, "file.offered")
+    assert offered["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_short_bodies_keep_the_connection_alive(make_client: Factory) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(2 * MiB)
+    path = (await _create(client, session_id, token, len(data))).headers["Location"]
+    conn = await RawConnection.open(client)
+    try:
+        for offset in (0, MiB):  # two requests, one connection
+            conn.start_patch(path, token, offset, MiB)
+            conn.writer.write(data[offset:offset + MiB])
+            status, headers = await conn.response()
+            assert status == 204 and headers["upload-offset"] == str(offset + MiB)
+            assert "connection" not in headers
+    finally:
+        await conn.close()
+    assert await (await _download(client, path, tech.token)).read() == data
+
+
+async def test_a_long_body_cut_short_keeps_what_arrived(make_client: Factory) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(LONG_BODY)
+    path = (await _create(client, session_id, token, len(data))).headers["Location"]
+    transfers = get_broker(client.app).transfers
+    conn = await RawConnection.open(client)
+    conn.start_patch(path, token, 0, len(data))
+    conn.writer.write(data[:3 * MiB])
+    await conn.writer.drain()
+    await _until(lambda: transfers.receiving == 1)
+    await asyncio.sleep(0.2)  # the thread has what was sent
+    conn.writer.transport.abort()
+    await _until(lambda: transfers.receiving == 0)
+    head = await client.head(path, headers={**TUS, **_bearer(token)})
+    offset = int(head.headers["Upload-Offset"])
+    assert 0 < offset <= 3 * MiB
+    rest = await _patch(client, path, token, offset, io.BytesIO(data[offset:]))
+    assert rest.status == 204
+    assert await (await _download(client, path, tech.token)).read() == data
+
+
+async def test_a_long_body_of_a_refused_type_gets_the_refusal(make_client: Factory) -> None:
+    client = await make_client(transfer_allowed_types=SEED_004_TYPES)
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = b"MZ" + os.urandom(LONG_BODY)  # a Windows program named as a PDF
+    path = (await _create(client, session_id, token, len(data), filename="report.pdf")
+            ).headers["Location"]
+    response = await _patch(client, path, token, 0, io.BytesIO(data))
+    assert response.status == 415 and (await response.json())["error"] == "type_mismatch"
+    assert response.headers["Connection"] == "close"
+    assert _stored(client) == []
+    listing = await client.get(_files(session_id), headers=tech.auth)  # a new connection
+    (upload,) = (await listing.json())["files"]
+    assert upload["state"] == "rejected" and upload["reason"] == "type_mismatch"
+
+
+async def test_with_every_receiving_thread_busy_the_loop_reads(make_client: Factory) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    transfers = get_broker(client.app).transfers
+    stalled = []
+    try:
+        for _ in range(RECEIVE_THREADS):
+            path = (await _create(client, session_id, token, LONG_BODY)).headers["Location"]
+            conn = await RawConnection.open(client)
+            stalled.append(conn)
+            conn.start_patch(path, token, 0, LONG_BODY)
+            conn.writer.write(os.urandom(MiB))
+        await _until(lambda: transfers.receiving == RECEIVE_THREADS)
+        data = os.urandom(LONG_BODY)
+        path = (await _create(client, session_id, token, len(data))).headers["Location"]
+        response = await _patch(client, path, token, 0, io.BytesIO(data))
+        assert response.status == 204 and "Connection" not in response.headers
+        assert transfers.receiving == RECEIVE_THREADS
+        assert await (await _download(client, path, tech.token)).read() == data
+    finally:
+        for conn in stalled:
+            await conn.close()
+    await _until(lambda: transfers.receiving == 0)
+
+
+async def test_shutdown_stops_an_upload_read_by_a_thread(make_client: Factory) -> None:
+    client = await make_client()
+    tech = await _tech(client)
+    session_id, token = await _session(client, tech)
+    data = os.urandom(LONG_BODY)
+    path = (await _create(client, session_id, token, len(data))).headers["Location"]
+    transfers = get_broker(client.app).transfers
+    conn = await RawConnection.open(client)
+    try:
+        conn.start_patch(path, token, 0, len(data))
+        conn.writer.write(data[:3 * MiB])
+        await conn.writer.drain()
+        await _until(lambda: transfers.receiving == 1)
+        await asyncio.sleep(0.2)
+        async with asyncio.timeout(5):  # not the 120 s a silent client gets
+            await client.close()
+        assert transfers.receiving == 0
+    finally:
+        await conn.close()
+    restarted = await make_client()
+    head = await restarted.head(path, headers={**TUS, **_bearer(token)})
+    offset = int(head.headers["Upload-Offset"])
+    assert 0 < offset <= 3 * MiB  # what arrived was kept
+    assert (await _patch(restarted, path, token, offset,
+                        io.BytesIO(data[offset:]))).status == 204
+    assert await (await _download(restarted, path, tech.token)).read() == data
 
 
 async def test_a_file_still_arriving_is_not_downloadable(make_client: Factory) -> None:

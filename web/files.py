@@ -38,7 +38,7 @@ from broker.transfer.names import content_disposition
 from broker.transfer.service import BATCH_BYTES, CHECKSUM_ALGORITHMS
 
 from .auth import bearer_token, current_technician
-from .direct_send import SocketSink, lent_socket
+from .direct import SocketSink, close_lent, lent_body, lent_socket
 from .pages import FILES_COOKIE
 from .state import get_broker
 
@@ -233,10 +233,16 @@ async def append(request: web.Request) -> web.Response:
     if request.content_type != OFFSET_STREAM:
         raise web.HTTPUnsupportedMediaType(text=f"PATCH bodies are {OFFSET_STREAM}.")
     offset = _int_header(request, "Upload-Offset")
-    upload = await get_broker(request.app).transfers.append(
-        session.id, request.match_info["upload_id"], actor, offset, RequestBody(request),
-        checksum=_request_checksum(request.headers.get("Upload-Checksum")),
-        length=request.content_length)
+    checksum = _request_checksum(request.headers.get("Upload-Checksum"))
+    broker = get_broker(request.app)
+    received = broker.metrics.transfer_bytes.labels("in")
+    # A long body is read by threads straight from the socket (web/direct.py), unless
+    # every receiving thread is busy.
+    with broker.transfers.receiver() as start, \
+            lent_body(request, start, received.inc) as lent:
+        upload = await broker.transfers.append(
+            session.id, request.match_info["upload_id"], actor, offset,
+            lent or RequestBody(request), checksum=checksum, length=request.content_length)
     return web.Response(status=204, headers=_upload_headers(upload))
 
 
@@ -363,4 +369,5 @@ async def _stop_uploads(app: web.Application) -> None:
 def setup(app: web.Application) -> None:
     app.add_routes(routes)
     app.on_response_prepare.append(_tus_headers)
+    app.on_response_prepare.append(close_lent)
     app.on_shutdown.append(_stop_uploads)

@@ -32,7 +32,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -65,10 +65,10 @@ from .store import BlobStore, BlobWriter, KeyRing
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-READ_SIZE = 256 * 1024
-# What the event loop hands to a worker thread at once. Every batch costs two thread
-# hops, and on a busy machine a hop can wait milliseconds for a CPU, so batches are
-# large; an upload holds two (one being stored while the next arrives), a download one.
+# What the event loop hands to a worker thread at once, and asks a source for. Every
+# batch costs two thread hops, and on a busy machine a hop can wait milliseconds for a
+# CPU, so batches are large; an upload holds two (one being stored while the next
+# arrives), a download one.
 BATCH_BYTES = 1024 * 1024
 # A long request commits (without fsync) this often, so a crash loses little of it.
 COMMIT_EVERY = 64 * 1024 * 1024
@@ -82,6 +82,9 @@ WORKER_NICE = 10  # see _lower_priority
 # thread for as long as it takes (waiting, not computing), so the threads are apart from
 # the two that store uploads, and a download beyond these goes through the loop (`read`).
 SEND_THREADS = 4
+# Upload bodies read from threads of their own at once (`receiving`), for the same reason:
+# an upload beyond these is read by the loop.
+RECEIVE_THREADS = 4
 # Plaintext a sending thread decrypts before it hands it to the socket in one call.
 SEND_BYTES = 1024 * 1024
 # Files in the transfer directory that no upload owns are removed at start once this old.
@@ -92,9 +95,9 @@ CHECKSUM_ALGORITHMS = ("sha1", "sha256")
 class ByteSource(Protocol):
     """Where an upload's bytes come from (the edge wraps a request body in one)."""
 
-    async def read(self, size: int) -> bytes:
-        """The next piece of about `size` bytes (a source may hand over the pieces it
-        received as they are); b"" at the end. Raises ConnectionError when cut off."""
+    async def read(self, size: int) -> bytes | bytearray:
+        """The next piece of at most `size` bytes (a source may hand over the pieces it
+        received as they are); empty at the end. Raises ConnectionError when cut off."""
         ...
 
     def abort(self) -> None:
@@ -190,6 +193,10 @@ class TransferService:
                                              thread_name_prefix="transfer-send",
                                              initializer=_lower_priority)
         self._sending: set[threading.Event] = set()  # one stop flag per running `send`
+        self._receive_pool = ThreadPoolExecutor(max_workers=RECEIVE_THREADS,
+                                                thread_name_prefix="transfer-receive",
+                                                initializer=_lower_priority)
+        self._receiving = 0
         self._live: dict[str, _Live] = {}
         self._create_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
@@ -221,6 +228,7 @@ class TransferService:
         """Stop running transfers (each upload keeps what it received) and the threads."""
         self.interrupt_all()
         self._send_pool.shutdown(wait=True)
+        self._receive_pool.shutdown(wait=True)
         for live in list(self._live.values()):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TAKEOVER_SECONDS):
@@ -345,6 +353,29 @@ class TransferService:
             reader.close()
             view.release()
             plain[:] = bytes(len(plain))
+
+    @property
+    def receiving(self) -> int:
+        """Upload bodies being read in receiving threads now."""
+        return self._receiving
+
+    @contextlib.contextmanager
+    def receiver(self) -> Iterator[Callable[[Callable[[], T]], asyncio.Future[T]] | None]:
+        """For an edge that reads an upload's body without the event loop (the loop
+        receiving every piece was what stalled the chat during uploads,
+        docs/benchmarks.md): a way to start one blocking read in a receiving thread, or
+        None when every receiving thread is taken (read through the loop then). A read
+        waits for the client, so it runs in none of the threads that store; the caller
+        waits for the thread it started, also when cancelled."""
+        if self._receiving >= RECEIVE_THREADS:
+            yield None
+            return
+        self._receiving += 1
+        try:
+            yield functools.partial(asyncio.get_running_loop().run_in_executor,
+                                    self._receive_pool)
+        finally:
+            self._receiving -= 1
 
     # -- creating ------------------------------------------------------------------------
 
@@ -611,14 +642,14 @@ class TransferService:
                             monotonic=self._monotonic)
         loop = asyncio.get_running_loop()
         ahead: asyncio.Future[None] | None = None
-        pending: list[bytes] = []
+        pending: list[bytes | bytearray] = []
         pending_bytes = 0
         received = 0
         committed_at = start
         live.source = source
         live.progress_at, live.progress_offset = self._monotonic(), start
 
-        async def push(batch: list[bytes]) -> None:
+        async def push(batch: list[bytes | bytearray]) -> None:
             nonlocal ahead
             if ahead is not None:
                 await asyncio.shield(ahead)
@@ -635,7 +666,7 @@ class TransferService:
         try:
             while True:
                 try:
-                    piece = await source.read(READ_SIZE)
+                    piece = await source.read(BATCH_BYTES)
                 except ConnectionError:
                     interrupted = True
                     break
@@ -709,7 +740,7 @@ class TransferService:
             with contextlib.suppress(Exception):
                 await ahead
 
-    def _feed(self, live: _Live, pieces: list[bytes], hashes: tuple[Any, ...]) -> None:
+    def _feed(self, live: _Live, pieces: list[bytes | bytearray], hashes: tuple[Any, ...]) -> None:
         """In a worker thread: check the limits that depend on the data, then store it."""
         writer = live.writer
         if live.upload.content_type == OCTET_STREAM and len(writer.head) < SNIFF_BYTES:
