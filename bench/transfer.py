@@ -344,8 +344,13 @@ class Chat:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
-    def window(self, start: float, end: float) -> dict[str, float]:
-        return c.summarize_ms([lat for at, lat in self.latencies if start <= at <= end])
+    def window(self, start: float, end: float) -> dict[str, Any]:
+        """Latency figures of the lines sent between `start` and `end`, and the five slowest
+        as [seconds after `start`, ms], to tell when in a transfer the chat waited."""
+        inside = [(at, lat) for at, lat in self.latencies if start <= at <= end]
+        slowest = sorted(inside, key=lambda pair: pair[1])[-5:]
+        return {**c.summarize_ms([lat for _, lat in inside]),
+                "slowest": [[round(at - start, 3), round(lat * 1000, 2)] for at, lat in slowest]}
 
     async def close(self) -> None:
         self.closing = True
