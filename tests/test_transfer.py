@@ -961,6 +961,19 @@ async def test_short_bodies_keep_the_connection_alive(make_client: Factory) -> N
     assert await (await _download(client, path, tech.token)).read() == data
 
 
+async def _partly_sent(client: TestClient, path: str, token: str, data: bytes
+                       ) -> RawConnection:
+    """A connection whose PATCH of all `data` has sent its first 3 MiB, which a receiving
+    thread has taken; the rest is the caller's to send, or not."""
+    conn = await RawConnection.open(client)
+    conn.start_patch(path, token, 0, len(data))
+    conn.writer.write(data[:3 * MiB])
+    await conn.writer.drain()
+    await _until(lambda: get_broker(client.app).transfers.receiving == 1)
+    await asyncio.sleep(0.2)  # the thread has what was sent
+    return conn
+
+
 async def test_a_long_body_cut_short_keeps_what_arrived(make_client: Factory) -> None:
     client = await make_client()
     tech = await _tech(client)
@@ -968,12 +981,7 @@ async def test_a_long_body_cut_short_keeps_what_arrived(make_client: Factory) ->
     data = os.urandom(LONG_BODY)
     path = (await _create(client, session_id, token, len(data))).headers["Location"]
     transfers = get_broker(client.app).transfers
-    conn = await RawConnection.open(client)
-    conn.start_patch(path, token, 0, len(data))
-    conn.writer.write(data[:3 * MiB])
-    await conn.writer.drain()
-    await _until(lambda: transfers.receiving == 1)
-    await asyncio.sleep(0.2)  # the thread has what was sent
+    conn = await _partly_sent(client, path, token, data)
     conn.writer.transport.abort()
     await _until(lambda: transfers.receiving == 0)
     head = await client.head(path, headers={**TUS, **_bearer(token)})
@@ -1033,13 +1041,8 @@ async def test_shutdown_stops_an_upload_read_by_a_thread(make_client: Factory) -
     data = os.urandom(LONG_BODY)
     path = (await _create(client, session_id, token, len(data))).headers["Location"]
     transfers = get_broker(client.app).transfers
-    conn = await RawConnection.open(client)
+    conn = await _partly_sent(client, path, token, data)
     try:
-        conn.start_patch(path, token, 0, len(data))
-        conn.writer.write(data[:3 * MiB])
-        await conn.writer.drain()
-        await _until(lambda: transfers.receiving == 1)
-        await asyncio.sleep(0.2)
         async with asyncio.timeout(5):  # not the 120 s a silent client gets
             await client.close()
         assert transfers.receiving == 0

@@ -47,6 +47,8 @@ PIECE_PAUSE_MILLISECONDS: Final = 20
 PIECE_SECONDS: Final = 1.0
 # Bodies shorter than this are read by the loop, and the connection stays open.
 LEND_MIN_BYTES: Final = 4 * 1024 * 1024
+# Why a receiving thread stopped before the end of the body.
+STOPPED_READING: Final = "reading this upload was stopped (a newer request for it, or shutdown)"
 # Marks a request whose body threads read: its response closes the connection.
 BODY_LENT: Final = web.RequestKey("body_lent", bool)
 # How long a handler waits for the headers to leave the transport's buffer before it
@@ -76,7 +78,8 @@ class SocketSink:
                 if poller is None:
                     poller = select.poll()
                     poller.register(self._sock, select.POLLOUT)
-                self._wait(poller, stop)
+                _wait(poller, stop, self._idle_seconds, stopped="the download was stopped",
+                      idle="the client took nothing for too long")
                 continue
             except ConnectionError:
                 raise
@@ -87,17 +90,6 @@ class SocketSink:
             self.sent += written
             self._counted(written)
 
-    def _wait(self, poller: select.poll, stop: threading.Event) -> None:
-        """Until the socket takes more (or has failed: the next send says how)."""
-        deadline = time.monotonic() + self._idle_seconds
-        while not poller.poll(POLL_MILLISECONDS):
-            if stop.is_set():
-                raise ConnectionAbortedError("the download was stopped")
-            if time.monotonic() > deadline:
-                raise ConnectionResetError(errno.ETIMEDOUT,
-                                           "the client took nothing for too long")
-        if stop.is_set():
-            raise ConnectionAbortedError("the download was stopped")
 
 
 def _plain_socket(request: web.Request) -> socket.socket | None:
@@ -200,12 +192,13 @@ class SocketSource:
         try:
             while got < size:
                 if self._stop.is_set():
-                    raise ConnectionAbortedError("another request took over this upload")
+                    raise ConnectionAbortedError(STOPPED_READING)
                 try:
                     received = self._sock.recv_into(view[got:])
                 except BlockingIOError:
                     if not got:
-                        self._wait(poller)
+                        _wait(poller, self._stop, self._idle_seconds, stopped=STOPPED_READING,
+                              idle="the client sent nothing for too long")
                     elif not poller.poll(PIECE_PAUSE_MILLISECONDS) \
                             or time.monotonic() > handover:
                         break
@@ -227,15 +220,19 @@ class SocketSource:
         del buffer[got:]
         return buffer
 
-    def _wait(self, poller: select.poll) -> None:
-        """Until the socket has data (or has failed: the next receive says how)."""
-        deadline = time.monotonic() + self._idle_seconds
-        while not poller.poll(POLL_MILLISECONDS):
-            if self._stop.is_set():
-                raise ConnectionAbortedError("another request took over this upload")
-            if time.monotonic() > deadline:
-                raise ConnectionResetError(errno.ETIMEDOUT, "the client sent nothing for too "
-                                                            "long")
+
+def _wait(poller: select.poll, stop: threading.Event, idle_seconds: float, *, stopped: str,
+          idle: str) -> None:
+    """In a thread: until the socket is ready (or has failed: the next send or receive says
+    how), `stop` is set, or `idle_seconds` pass."""
+    deadline = time.monotonic() + idle_seconds
+    while not poller.poll(POLL_MILLISECONDS):
+        if stop.is_set():
+            raise ConnectionAbortedError(stopped)
+        if time.monotonic() > deadline:
+            raise ConnectionResetError(errno.ETIMEDOUT, idle)
+    if stop.is_set():
+        raise ConnectionAbortedError(stopped)
 
 
 @contextlib.contextmanager
