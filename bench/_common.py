@@ -108,6 +108,16 @@ def cpu_pressure_us() -> float:
     return float("nan")
 
 
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to others while this virtual machine's CPUs wanted to
+    run (all CPUs together, the "steal" of /proc/stat), or NaN where there is none."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return int(stat.readline().split()[8]) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def cpu_pressure_line() -> str:
     try:
         with open("/proc/pressure/cpu", encoding="ascii") as pressure:

@@ -16,7 +16,8 @@ latency while the transfer runs.
    worker threads, whose memory is reported apart);
 5. all along, in this process: the end users of 20 sessions (the file's among them) send
    chat lines over their sockets, 80 a second in total, and the time until the session's
-   technician socket has each line is recorded; the broker's VmRSS is sampled every 20 ms.
+   technician socket has each line is recorded; the broker's VmRSS is sampled every 20 ms,
+   and the CPU time the host stole from this virtual machine is recorded per window.
 
 The bulk clients (raw and HTTP) run in child processes with blocking sockets, so they
 neither slow down nor disturb the chat measurement here; with two CPUs they still compete
@@ -378,11 +379,13 @@ async def measured(chat: Chat, pid: int, work: Any) -> dict[str, Any]:
     talker = asyncio.create_task(chat.talk(stop))
     start = time.perf_counter()
     cpu_before = c.cpu_seconds(pid)
+    stolen_before = c.stolen_seconds()
     try:
         result: dict[str, Any] = await work
     finally:
         end = time.perf_counter()
         cpu = c.cpu_seconds(pid) - cpu_before
+        stolen = c.stolen_seconds() - stolen_before
         await asyncio.sleep(0.2)  # let the last lines arrive
         stop.set()
         await talker
@@ -390,7 +393,7 @@ async def measured(chat: Chat, pid: int, work: Any) -> dict[str, Any]:
     result.update(chat=chat.window(start, end), rss_before_kib=before,
                   rss_peak_kib=max(samples, default=before),
                   rss_growth_mib=(max(samples, default=before) - before) / 1024,
-                  server_cpu=cpu / (end - start))
+                  server_cpu=cpu / (end - start), stolen_ms=stolen * 1000)
     return result
 
 
@@ -482,7 +485,8 @@ async def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                         f"{through['download']['rss_growth_mib']:.1f} MiB  chat p99 "
                         f"{through['upload']['chat']['p99_ms']:.2f} / "
                         f"{through['download']['chat']['p99_ms']:.2f} ms  CPU pressure "
-                        f"{pressure:.0%}")
+                        f"{pressure:.0%}  stolen {through['upload']['stolen_ms']:.0f} / "
+                        f"{through['download']['stolen_ms']:.0f} ms")
                 await chat.close()
                 if chat.errors:
                     log(f"chat errors: {sorted(set(chat.errors))}")
