@@ -47,8 +47,9 @@ PIECE_PAUSE_MILLISECONDS: Final = 20
 PIECE_SECONDS: Final = 1.0
 # Bodies shorter than this are read by the loop, and the connection stays open.
 LEND_MIN_BYTES: Final = 4 * 1024 * 1024
-# Why a receiving thread stopped before the end of the body.
-STOPPED_READING: Final = "reading this upload was stopped (a newer request for it, or shutdown)"
+# Why the reading of an upload's body stopped before its end (a thread's or the loop's).
+STOPPED_READING: Final = ("reading this upload was stopped: a newer request took it over, "
+                          "its session ended, or the broker shuts down")
 # Marks a request whose body threads read: its response closes the connection.
 BODY_LENT: Final = web.RequestKey("body_lent", bool)
 # How long a handler waits for the headers to leave the transport's buffer before it
@@ -89,7 +90,6 @@ class SocketSink:
             data = data[written:]
             self.sent += written
             self._counted(written)
-
 
 
 def _plain_socket(request: web.Request) -> socket.socket | None:

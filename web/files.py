@@ -38,7 +38,7 @@ from broker.transfer.names import content_disposition
 from broker.transfer.service import BATCH_BYTES, CHECKSUM_ALGORITHMS
 
 from .auth import bearer_token, current_technician
-from .direct import SocketSink, close_lent, lent_body, lent_socket
+from .direct import STOPPED_READING, SocketSink, close_lent, lent_body, lent_socket
 from .pages import FILES_COOKIE
 from .state import get_broker
 
@@ -80,8 +80,7 @@ class RequestBody:
             raise ConnectionResetError(str(exc)) from exc
 
     def abort(self) -> None:
-        self._content.set_exception(
-            ConnectionResetError("another request took over this upload"))
+        self._content.set_exception(ConnectionResetError(STOPPED_READING))
 
 
 def _tus_refusal(request: web.Request) -> web.Response | None:
