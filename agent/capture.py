@@ -15,7 +15,7 @@ import dataclasses
 import fractions
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import av
 from aiortc import MediaStreamTrack
@@ -30,7 +30,13 @@ STAMP_CELL = 16  # pixels per bit of the benchmark's timestamp
 
 
 class CaptureError(RuntimeError):
-    """The screen cannot be captured (no display, a monitor that does not exist)."""
+    """The screen cannot be captured (no display, a monitor that does not exist, the
+    person refused the desktop's own question); `reason` goes to the technician with the
+    share's end (`share.stop`)."""
+
+    def __init__(self, message: str, *, reason: str = "capture_failed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,6 +65,24 @@ def list_monitors() -> list[Monitor]:
         raise CaptureError(f"cannot reach the screen: {exc}") from exc
 
 
+class FrameSource(Protocol):
+    """Where the screen's pictures come from (mss on X11, Windows and macOS; PipeWire on
+    Wayland, agent/wayland/)."""
+
+    monitor: Monitor
+
+    async def frame(self, width: int) -> av.VideoFrame: ...
+
+    async def news(self, until: float, gap: float) -> bool:
+        """Wait for a picture `frame` has not handed out yet, coming at least `gap` seconds
+        after the last new one it did, or until `until` (time.monotonic()), whichever is
+        first; True when such a picture came. A source that cannot tell waits and says
+        False."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class ScreenSource:
     """Grabs one monitor on a dedicated thread; mss objects stay on that thread."""
 
@@ -74,6 +98,11 @@ class ScreenSource:
         self._last_raw: bytes | None = None
         self._last_frame: av.VideoFrame | None = None
         self._last_width = 0
+
+    async def news(self, until: float, gap: float) -> bool:
+        """mss cannot tell when the screen changes: every frame is grabbed at its time."""
+        await asyncio.sleep(max(0.0, until - time.monotonic()))
+        return False
 
     async def frame(self, width: int) -> av.VideoFrame:
         """The screen now, as a yuv420p frame at most `width` pixels wide."""
@@ -94,18 +123,7 @@ class ScreenSource:
             raw = draw_stamp(raw, shot.width, int(captured_at * 1000))
         if raw == self._last_raw and width == self._last_width and self._last_frame is not None:
             return self._last_frame
-        source = av.VideoFrame(shot.width, shot.height, "bgra")
-        plane = source.planes[0]
-        if plane.line_size == shot.width * 4:
-            plane.update(raw)
-        else:  # a padded row stride: copy row by row
-            stride, row = plane.line_size, shot.width * 4
-            padded = bytearray(stride * shot.height)
-            for y in range(shot.height):
-                padded[y * stride:y * stride + row] = raw[y * row:(y + 1) * row]
-            plane.update(bytes(padded))
-        out_w, out_h = scaled(shot.width, shot.height, width)
-        frame = source.reformat(width=out_w, height=out_h, format="yuv420p")
+        frame = to_video_frame(raw, shot.width, shot.height, "bgra", width)
         self._last_raw, self._last_frame, self._last_width = raw, frame, width
         return frame
 
@@ -119,6 +137,24 @@ class ScreenSource:
         except (concurrent.futures.TimeoutError, RuntimeError):
             pass
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def to_video_frame(raw: bytes, width: int, height: int, pixel_format: str, max_width: int
+                   ) -> av.VideoFrame:
+    """Packed 4-byte pixels (`bgra` from mss, `bgr0` from PipeWire) as a yuv420p frame at
+    most `max_width` wide. Rows in `raw` may be padded: its stride is len(raw) // height."""
+    source = av.VideoFrame(width, height, pixel_format)
+    plane = source.planes[0]
+    row, stride = width * 4, len(raw) // height
+    if plane.line_size == stride:
+        plane.update(raw if len(raw) == stride * height else raw[:stride * height])
+    else:  # a different row stride: copy row by row
+        padded = bytearray(plane.line_size * height)
+        for y in range(height):
+            padded[y * plane.line_size:y * plane.line_size + row] = raw[y * stride:y * stride + row]
+        plane.update(bytes(padded))
+    out_w, out_h = scaled(width, height, max_width)
+    return source.reformat(width=out_w, height=out_h, format="yuv420p")
 
 
 def scaled(width: int, height: int, max_width: int) -> tuple[int, int]:
@@ -150,11 +186,16 @@ class ScreenTrack(MediaStreamTrack):
     The next frame is captured (on the capture thread, at its scheduled time) while the
     encoder still works on the current one: aiortc asks for a frame only after encoding
     the last, so capturing on demand would put capture and encoding end to end.
+
+    A source that knows when the screen changed (a Wayland screen cast) has a new picture
+    sent as soon as it comes, at most one a frame period, instead of at the next tick:
+    on a still screen, a typed key's echo goes out without waiting up to a frame period
+    (bench/agent_wayland.py's key to frame).
     """
 
     kind = "video"
 
-    def __init__(self, source: ScreenSource, limits: Limits, *, window: float = 2.0) -> None:
+    def __init__(self, source: FrameSource, limits: Limits, *, window: float = 2.0) -> None:
         super().__init__()
         self.source = source
         self.adapter = Adapter(limits, source.monitor.width)
@@ -163,7 +204,7 @@ class ScreenTrack(MediaStreamTrack):
         self.frames = 0
         self._start: float | None = None
         self._next = 0.0
-        self._ahead: asyncio.Task[tuple[av.VideoFrame, float]] | None = None
+        self._ahead: asyncio.Task[tuple[av.VideoFrame, float, bool]] | None = None
         self._window_start = 0.0
         self._window_cpu = 0.0
         self._window_frames = 0
@@ -179,10 +220,13 @@ class ScreenTrack(MediaStreamTrack):
             self._window_cpu = time.process_time()
         if self._ahead is None:
             self._ahead = asyncio.ensure_future(self._capture_at(self._next))
-        frame, captured = await self._ahead
-        # The next one: one frame period later, but never more than a second behind
-        # (after a pause or a slow spell, do not rush to catch up).
-        self._next = max(self._next + 1.0 / self.adapter.fps, time.monotonic() - 1.0)
+        frame, captured, early = await self._ahead
+        # The next one: one frame period later (after a new picture sent early: after
+        # that one), but never more than a second behind (after a pause or a slow spell,
+        # do not rush to catch up).
+        period = 1.0 / self.adapter.fps
+        self._next = (captured + period if early else
+                      max(self._next + period, time.monotonic() - 1.0))
         self._ahead = asyncio.ensure_future(self._capture_at(self._next))
         frame.pts = int((captured - self._start) * CLOCK_RATE)
         frame.time_base = TIME_BASE
@@ -191,12 +235,10 @@ class ScreenTrack(MediaStreamTrack):
         self._review()
         return frame
 
-    async def _capture_at(self, when: float) -> tuple[av.VideoFrame, float]:
-        delay = when - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async def _capture_at(self, when: float) -> tuple[av.VideoFrame, float, bool]:
+        early = await self.source.news(when, 1.0 / self.adapter.fps)
         captured = time.monotonic()
-        return await self.source.frame(self.adapter.width), captured
+        return await self.source.frame(self.adapter.width), captured, early
 
     def stop(self) -> None:
         super().stop()

@@ -22,8 +22,9 @@ from typing import Any
 import aiohttp
 
 from . import __version__, autostart
-from .app import Agent, AgentSettings, ExitCode
+from .app import Agent
 from .hotkey import DEFAULT_HOTKEY
+from .settings import AgentSettings, ExitCode
 from .state import ResumeState, StateError, StateStore
 from .target import JoinTarget, TargetError, parse_target
 from .ui import UI, TerminalUI, TkUI, tk_available
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-file", type=Path,
                         help="where the resume credential is kept (default: your config "
                              "directory)")
+    parser.add_argument("--wayland-api", choices=("auto", "portal", "mutter"), default="auto",
+                        help="on Wayland: the desktop's portal (auto: in a Wayland session), "
+                             "or GNOME's compositor directly, without its dialog (mutter)")
     parser.add_argument("--stamp", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             target = parse_target(args.target, args.broker)
         except TargetError as exc:
             print(f"supportbroker-agent: {exc}", file=sys.stderr)
-            return 2
+            return ExitCode.USAGE
     try:
         return asyncio.run(_run(settings, store, target, args))
     except KeyboardInterrupt:
@@ -152,9 +156,11 @@ async def _run(settings: AgentSettings, store: StateStore, target: JoinTarget | 
             extra += _carried_options(args)
             print(f"The agent will come back after a restart ({autostart.install(extra)}).")
         ui = choose_ui(args.ui)
+        from .backend import choose_backend
         from .control import PynputInjector
 
-        agent = Agent(settings, state, store, ui, http, PynputInjector)
+        backend = choose_backend(args.wayland_api, PynputInjector, ui.say)
+        agent = Agent(settings, state, store, ui, http, backend)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers
             loop.add_signal_handler(signal.SIGINT, agent.quit)
@@ -164,7 +170,8 @@ async def _run(settings: AgentSettings, store: StateStore, target: JoinTarget | 
 def _carried_options(args: argparse.Namespace) -> list[str]:
     """The chosen options an autostarted agent keeps."""
     out = ["--monitor", str(args.monitor), "--max-fps", str(args.max_fps), "--max-width",
-           str(args.max_width), "--codec", args.codec, "--hotkey", args.hotkey]
+           str(args.max_width), "--codec", args.codec, "--hotkey", args.hotkey,
+           "--wayland-api", args.wayland_api]
     if args.no_downloads:
         out.append("--no-downloads")
     else:
@@ -187,15 +194,16 @@ def _has_display() -> bool:
 async def join(http: aiohttp.ClientSession, target: JoinTarget, name: str | None
                ) -> ResumeState:
     """Redeem the key, join link or agent link; the resume credential it gives."""
+    # Always the agent's own door: the participant it gets is marked as the agent, the only
+    # kind that may say agent.hello.
     body: dict[str, Any]
     if target.agent_link is not None:
-        url, body = f"{target.base_url}/api/v1/agent/join", {"link": target.agent_link}
+        body = {"link": target.agent_link}
     else:
-        url = f"{target.base_url}/api/v1/join"
         body = {"key": target.key} if target.key is not None else {"token": target.token}
         if name:
             body["name"] = name
-    async with http.post(url, json=body) as answer:
+    async with http.post(f"{target.base_url}/api/v1/agent/join", json=body) as answer:
         try:
             data: Any = await answer.json(content_type=None)
         except ValueError:

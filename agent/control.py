@@ -1,12 +1,13 @@
 """Remote control: the technician's mouse and keyboard events, checked, limited, injected.
 
-The events arrive on the WebRTC data channel "control" as JSON objects (docs/agent.md,
-"The control channel"). Nothing is injected unless control is granted here: the person at
-this computer said yes to this share's control request in this very process, and nobody
-revoked it since. Every event is checked before it reaches the input system: coordinates
-must lie on the shared monitor, keys must be known ones, buttons left, middle or right,
-and a token bucket limits how many arrive per second. Refused events are answered with an
-``error`` message and dropped; nothing half-valid is injected.
+The events arrive on the WebRTC data channel "control" as JSON objects, the viewer's
+messages of broker/protocol/channel.py (docs/protocol.md, "The control channel"). Nothing
+is injected unless control is granted here: the person at this computer said yes to this
+share's control request in this very process, and nobody revoked it since. Every event is
+checked before it reaches the input system: coordinates must lie on the shared monitor,
+keys must be known ones, buttons left, middle or right, and a token bucket limits how many
+arrive per second. Refused events are answered with an ``error`` message and dropped;
+nothing half-valid is injected.
 
 Injection goes through the `Injector` seam: `PynputInjector` drives the real input system
 (X11's XTest on Linux, SendInput on Windows, Quartz on macOS); `RecordingInjector` is an
@@ -19,15 +20,28 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from broker.errors import ProtocolError
+from broker.protocol.channel import (
+    BUTTONS,
+    Ack,
+    ChannelMessage,
+    Down,
+    Key,
+    Move,
+    Refused,
+    Up,
+    Wheel,
+    channel_from_dict,
+)
 
 from .capture import Monitor
 
 log = logging.getLogger(__name__)
 
-# KeyboardEvent.key values the browser sends for keys that are not characters, and the
-# pynput `Key` attribute each one is. Anything else must be one printable character.
-NAMED_KEYS: dict[str, str] = {
+# The pynput `Key` attribute of each named key the channel carries (its NAMED_KEYS).
+PYNPUT_KEYS: dict[str, str] = {
     "Enter": "enter", "Tab": "tab", "Backspace": "backspace", "Escape": "esc",
     "Delete": "delete", "Insert": "insert", "Home": "home", "End": "end",
     "PageUp": "page_up", "PageDown": "page_down", "ArrowUp": "up", "ArrowDown": "down",
@@ -36,9 +50,6 @@ NAMED_KEYS: dict[str, str] = {
     " ": "space", "ContextMenu": "menu",
     **{f"F{n}": f"f{n}" for n in range(1, 13)},
 }
-BUTTONS = ("left", "middle", "right")
-MAX_SCROLL = 20       # wheel steps per event
-MAX_TEXT = 64 * 1024  # clipboard text, in characters
 
 
 class InputRefused(ValueError):
@@ -57,53 +68,40 @@ class InputEvent:
     x: int = 0
     y: int = 0
     button: str = ""
-    key: str = ""           # a NAMED_KEYS name or one character
+    key: str = ""           # a named key (PYNPUT_KEYS) or one character
     down: bool = False
     dx: int = 0
     dy: int = 0
 
 
-def _int(data: dict[str, Any], name: str) -> int:
-    value = data.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputRefused("bad_event", f"{name} must be a number")
-    if value != value or abs(value) > 1_000_000:  # NaN, or absurd
-        raise InputRefused("bad_event", f"{name} is out of range")
-    return int(value)
-
-
 def parse_event(data: dict[str, Any], screen: Monitor) -> InputEvent:
-    """Check one message from the technician; raises InputRefused."""
-    kind = data.get("t")
-    if kind in ("move", "down", "up"):
-        x, y = _int(data, "x"), _int(data, "y")
+    """Check one message from the technician (a JSON object of the control channel);
+    raises InputRefused."""
+    try:
+        message = channel_from_dict(data)
+    except ProtocolError as exc:
+        raise InputRefused(exc.code, str(exc)) from exc
+    if isinstance(message, Move | Down | Up):
+        x, y = int(message.x), int(message.y)
         if not screen.contains(x, y):
             raise InputRefused("outside_screen",
                                f"({x}, {y}) is not on the {screen.width}x{screen.height} screen")
-        button = ""
-        if kind != "move":
-            button = data.get("b", "left")
-            if button not in BUTTONS:
-                raise InputRefused("bad_event", "b must be left, middle or right")
-        return InputEvent(kind, x, y, button=button)
-    if kind == "wheel":
-        dx, dy = _int(data, "dx"), _int(data, "dy")
-        if abs(dx) > MAX_SCROLL or abs(dy) > MAX_SCROLL:
-            raise InputRefused("bad_event", f"at most {MAX_SCROLL} wheel steps at once")
-        return InputEvent("wheel", dx=dx, dy=dy)
-    if kind == "key":
-        key = data.get("k")
-        down = data.get("down")
-        if not isinstance(down, bool):
-            raise InputRefused("bad_event", "down must be true or false")
-        if not isinstance(key, str) or not (key in NAMED_KEYS or _character(key)):
-            raise InputRefused("unknown_key", f"{str(key)[:20]!r} is not a key the agent types")
-        return InputEvent("key", key=key, down=down)
-    raise InputRefused("bad_event", f"unknown event {str(kind)[:20]!r}")
+        button = "" if isinstance(message, Move) else message.b
+        return InputEvent(message.T, x, y, button=button)
+    if isinstance(message, Wheel):
+        return InputEvent("wheel", dx=message.dx, dy=message.dy)
+    if isinstance(message, Key):
+        return InputEvent("key", key=message.k, down=message.down)
+    raise InputRefused("bad_event", f"{message.T!r} is not an input event")
 
 
-def _character(key: str) -> bool:
-    return len(key) == 1 and key.isprintable()
+class InputUnavailable(Exception):
+    """Remote control cannot start here (the desktop refused or offers none); `reason`
+    goes to the technician with `control.stop`."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Injector(Protocol):
@@ -116,6 +114,15 @@ class Injector(Protocol):
     def position(self) -> tuple[int, int]: ...
 
 
+@runtime_checkable
+class SessionInjector(Injector, Protocol):
+    """An injector with a session per control (Wayland's remote desktop): opened when
+    control starts (InputUnavailable), closed when it ends."""
+
+    async def open(self, on_lost: Callable[[], None] | None = None) -> None: ...
+    def close(self) -> None: ...
+
+
 class PynputInjector:
     """The real input system, through pynput (imported only here: it needs a display)."""
 
@@ -125,7 +132,7 @@ class PynputInjector:
         self._mouse = mouse.Controller()
         self._keyboard = keyboard.Controller()
         self._buttons = {name: getattr(mouse.Button, name) for name in BUTTONS}
-        self._keys = {name: getattr(keyboard.Key, attr) for name, attr in NAMED_KEYS.items()
+        self._keys = {name: getattr(keyboard.Key, attr) for name, attr in PYNPUT_KEYS.items()
                       if hasattr(keyboard.Key, attr)}
         # On X11, keys go through XTest directly (see XTestKeyboard).
         self._x11 = XTestKeyboard() if type(self._keyboard).__module__.endswith(
@@ -284,6 +291,20 @@ class ControlSession:
     def grant(self) -> None:
         self.granted = True
 
+    @property
+    def opens_input(self) -> bool:
+        """Control needs an input session first (`open_input`)."""
+        return isinstance(self.injector, SessionInjector)
+
+    async def open_input(self, on_lost: Callable[[], None] | None = None) -> None:
+        """Open the input session; `on_lost` when the desktop ends it by itself."""
+        if isinstance(self.injector, SessionInjector):
+            await self.injector.open(on_lost)
+
+    def close_input(self) -> None:
+        if isinstance(self.injector, SessionInjector):
+            self.injector.close()
+
     def revoke(self) -> None:
         """Stop at once, and let go of whatever the technician held down."""
         self.granted = False
@@ -293,24 +314,26 @@ class ControlSession:
             self._safely(self.injector.button, button, False)
         self._held_keys.clear()
         self._held_buttons.clear()
+        self.close_input()
 
-    def handle(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        """Inject one input message; returns the answer to send back, if any."""
+    def handle(self, data: dict[str, Any]) -> ChannelMessage | None:
+        """Inject one input message (a JSON object of the control channel); returns the
+        answer to send back, if any. Nothing is looked at further while not granted."""
         if not self.granted:
             self.refused += 1
-            return _error("not_granted", "Remote control is not granted.", data)
+            return _refused("not_granted", "Remote control is not granted.", data)
         if not self._bucket.take():
             self.refused += 1
-            return _error("rate_limited", "Too many input events; some were dropped.", data)
+            return _refused("rate_limited", "Too many input events; some were dropped.", data)
         try:
             event = parse_event(data, self.screen)
         except InputRefused as refused:
             self.refused += 1
-            return _error(refused.code, str(refused), data)
+            return _refused(refused.code, str(refused), data)
         self._inject(event)
         self.injected += 1
         if isinstance(data.get("n"), int):  # the sender asked to hear when it happened
-            return {"t": "ack", "n": data["n"], "at": time.time()}
+            return Ack(data["n"], time.time())
         return None
 
     def _inject(self, event: InputEvent) -> None:
@@ -341,8 +364,6 @@ class ControlSession:
             log.exception("could not release %s", args)
 
 
-def _error(code: str, message: str, data: dict[str, Any]) -> dict[str, Any]:
-    answer: dict[str, Any] = {"t": "error", "code": code, "message": message}
-    if isinstance(data.get("n"), int):
-        answer["n"] = data["n"]
-    return answer
+def _refused(code: str, message: str, data: dict[str, Any]) -> Refused:
+    n = data.get("n")
+    return Refused(code, message, n if isinstance(n, int) and not isinstance(n, bool) else None)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,21 +31,46 @@ from aiortc import (
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
+from broker.errors import ProtocolError
+from broker.protocol.channel import (
+    ChannelMessage,
+    ClipboardGet,
+    ClipboardSet,
+    Control,
+    Cursor,
+    Refused,
+    Screen,
+    channel_json,
+    encode_channel,
+)
+from broker.protocol.rtc import (
+    RtcAnswer,
+    RtcCandidate,
+    RtcConfig,
+    RtcOffer,
+    RtcPeerReady,
+    RtcReady,
+    RtcRestart,
+)
+
 from .adapt import Limits
-from .capture import ScreenSource, ScreenTrack
+from .capture import FrameSource, ScreenTrack
+from .connection import Send
 from .control import ControlSession
+from .tasks import Tasks
 
 log = logging.getLogger(__name__)
-Send = Callable[[dict[str, Any]], Awaitable[object]]
 CURSOR_INTERVAL = 0.05
 STATS_INTERVAL = 2.0
+# The signaling frames a share's link takes (from the broker, or the viewer through it).
+Signal = RtcConfig | RtcPeerReady | RtcRestart | RtcAnswer | RtcCandidate
 
 
-def rtc_configuration(config: dict[str, Any]) -> RTCConfiguration:
+def rtc_configuration(config: RtcConfig) -> RTCConfiguration:
     """The broker's rtc.config as aiortc's configuration (never aiortc's default STUN)."""
     servers = [RTCIceServer(urls=s["urls"], username=s.get("username"),
-                            credential=s.get("credential")) for s in config["ice_servers"]]
-    policy = (RTCIceTransportPolicy.RELAY if config.get("ice_transport_policy") == "relay"
+                            credential=s.get("credential")) for s in config.ice_servers]
+    policy = (RTCIceTransportPolicy.RELAY if config.ice_transport_policy == "relay"
               else RTCIceTransportPolicy.ALL)
     return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
 
@@ -54,9 +78,9 @@ def rtc_configuration(config: dict[str, Any]) -> RTCConfiguration:
 class SharerPeer:
     """One share's media and control channel, from this computer to the technician."""
 
-    def __init__(self, share_id: str, send: Send, source: ScreenSource, limits: Limits,
+    def __init__(self, share_id: str, send: Send, source: FrameSource, limits: Limits,
                  control: ControlSession, codec: str = "vp8",
-                 on_channel: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+                 on_channel: Callable[[dict[str, Any]], Awaitable[ChannelMessage]]
                  | None = None) -> None:
         self.share_id = share_id
         self._send = send
@@ -68,26 +92,26 @@ class SharerPeer:
         self.pc: RTCPeerConnection | None = None
         self.track: ScreenTrack | None = None
         self.channel: RTCDataChannel | None = None
-        self.config: dict[str, Any] | None = None
+        self.config: RtcConfig | None = None
         self.offer_on_config = False
         self.paused = False
         self.offers = 0
-        self._remote_candidates: list[dict[str, Any]] = []
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._connection_tasks: set[asyncio.Task[Any]] = set()
-        self._spawn(self._work(), self._tasks)
+        self._remote_candidates: list[RtcCandidate] = []
+        self._inbox: asyncio.Queue[Signal] = asyncio.Queue()
+        self._tasks = Tasks()              # the link's own: its frames, one after another
+        self._connection_tasks = Tasks()   # the current peer connection's
+        self._tasks.spawn(self._work())
 
-    def handle(self, frame: dict[str, Any]) -> None:
+    def handle(self, frame: Signal) -> None:
         """Take one rtc.* frame for this share (handled in order, on this link's task)."""
         self._inbox.put_nowait(frame)
 
     async def ready(self, fresh: bool = True) -> None:
-        await self._signal("rtc.ready", fresh=fresh)
+        await self._send(RtcReady(self.share_id, fresh=fresh))
 
-    def send_channel(self, message: dict[str, Any]) -> None:
+    def send_channel(self, message: ChannelMessage) -> None:
         if self.channel is not None and self.channel.readyState == "open":
-            self.channel.send(json.dumps(message, separators=(",", ":")))
+            self.channel.send(encode_channel(message))
 
     async def set_paused(self, paused: bool) -> None:
         """Paused: no frames leave this computer at all."""
@@ -100,22 +124,10 @@ class SharerPeer:
                     sender.replaceTrack(None if paused else self.track)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.close()
         await self._close_pc()
 
     # -- inside -----------------------------------------------------------------------------
-
-    def _spawn(self, coro: Any, owner: set[asyncio.Task[Any]]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        owner.add(task)
-        task.add_done_callback(owner.discard)
-
-    async def _signal(self, kind: str, **fields: Any) -> None:
-        await self._send({"type": kind, "id": self.share_id, **fields})
 
     async def _work(self) -> None:
         while True:
@@ -123,38 +135,35 @@ class SharerPeer:
             try:
                 await self._frame(frame)
             except Exception:
-                log.exception("could not handle %s", frame.get("type"))
+                log.exception("could not handle %s", frame.TYPE)
 
-    async def _frame(self, frame: dict[str, Any]) -> None:
-        kind = frame["type"]
-        if kind == "rtc.config":
+    async def _frame(self, frame: Signal) -> None:
+        if isinstance(frame, RtcConfig):
             self.config = frame
             if self.offer_on_config:
                 self.offer_on_config = False
                 await self._offer()
-        elif kind in ("rtc.peer_ready", "rtc.restart"):
+        elif isinstance(frame, RtcPeerReady | RtcRestart):
             await self._offer()
-        elif kind == "rtc.answer":
+        elif isinstance(frame, RtcAnswer):
             if self.pc is not None and self.pc.signalingState == "have-local-offer":
-                await self.pc.setRemoteDescription(RTCSessionDescription(frame["sdp"],
-                                                                         "answer"))
+                await self.pc.setRemoteDescription(RTCSessionDescription(frame.sdp, "answer"))
                 waiting, self._remote_candidates = self._remote_candidates, []
                 for candidate in waiting:
                     await self._add_candidate(candidate)
-        elif kind == "rtc.candidate":
-            if self.pc is None or self.pc.remoteDescription is None:
-                self._remote_candidates.append(frame)
-            else:
-                await self._add_candidate(frame)
+        elif self.pc is None or self.pc.remoteDescription is None:
+            self._remote_candidates.append(frame)
+        else:
+            await self._add_candidate(frame)
 
-    async def _add_candidate(self, frame: dict[str, Any]) -> None:
+    async def _add_candidate(self, frame: RtcCandidate) -> None:
         assert self.pc is not None
-        if not frame["candidate"]:
+        if not frame.candidate:
             await self.pc.addIceCandidate(None)
             return
-        candidate = candidate_from_sdp(frame["candidate"].removeprefix("candidate:"))
-        candidate.sdpMid = frame.get("sdp_mid")
-        candidate.sdpMLineIndex = frame.get("sdp_mline_index")
+        candidate = candidate_from_sdp(frame.candidate.removeprefix("candidate:"))
+        candidate.sdpMid = frame.sdp_mid
+        candidate.sdpMLineIndex = frame.sdp_mline_index
         try:
             await self.pc.addIceCandidate(candidate)
         except ValueError:
@@ -185,37 +194,30 @@ class SharerPeer:
         if self.pc is not pc:
             return
         self.offers += 1
-        await self._signal("rtc.offer", sdp=pc.localDescription.sdp, restart=False)
-        self._spawn(self._watch_stats(pc), self._connection_tasks)
+        await self._send(RtcOffer(self.share_id, pc.localDescription.sdp, restart=False))
+        self._connection_tasks.spawn(self._watch_stats(pc))
 
     def _channel_open(self) -> None:
         screen = self.control.screen
-        self.send_channel({"t": "screen", "w": screen.width, "h": screen.height})
-        self.send_channel({"t": "control", "granted": self.control.granted})
-        self._spawn(self._report_cursor(), self._connection_tasks)
+        self.send_channel(Screen(screen.width, screen.height))
+        self.send_channel(Control(self.control.granted))
+        self._connection_tasks.spawn(self._report_cursor())
 
     def _channel_message(self, raw: Any) -> None:
-        if not isinstance(raw, str) or len(raw) > 256 * 1024:
-            self.send_channel({"t": "error", "code": "bad_event", "message": "text JSON only"})
-            return
         try:
-            data = json.loads(raw)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            self.send_channel({"t": "error", "code": "bad_event", "message": "not JSON"})
+            data = channel_json(raw)
+        except ProtocolError as exc:
+            self.send_channel(Refused(exc.code, str(exc)))
             return
-        if str(data.get("t", "")).startswith("clipboard.") and self._on_channel is not None:
-            self._spawn(self._answer(self._on_channel(data)), self._connection_tasks)
+        if data.get("t") in (ClipboardGet.T, ClipboardSet.T) and self._on_channel is not None:
+            self._connection_tasks.spawn(self._answer(self._on_channel(data)))
             return
         answer = self.control.handle(data)
         if answer is not None:
             self.send_channel(answer)
 
-    async def _answer(self, pending: Awaitable[dict[str, Any] | None]) -> None:
-        answer = await pending
-        if answer is not None:
-            self.send_channel(answer)
+    async def _answer(self, pending: Awaitable[ChannelMessage]) -> None:
+        self.send_channel(await pending)
 
     async def _report_cursor(self) -> None:
         """Where this computer's pointer is, a few dozen times a second while it moves."""
@@ -227,8 +229,7 @@ class SharerPeer:
                 position = None
             if position != last:
                 last = position
-                self.send_channel({"t": "cursor", "x": position[0], "y": position[1]}
-                                  if position else {"t": "cursor", "x": None, "y": None})
+                self.send_channel(Cursor(*position) if position else Cursor(None, None))
             await asyncio.sleep(CURSOR_INTERVAL)
 
     async def _watch_stats(self, pc: RTCPeerConnection) -> None:
@@ -245,8 +246,7 @@ class SharerPeer:
                     self.track.loss = float(getattr(stats, "fractionLost", 0) or 0)
 
     async def _close_pc(self) -> None:
-        for task in list(self._connection_tasks):
-            task.cancel()
+        self._connection_tasks.cancel()
         pc, track = self.pc, self.track
         self.pc, self.track, self.channel = None, None, None
         if pc is not None:

@@ -10,13 +10,20 @@ It is written atomically and removed when the session ends.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import stat
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from broker.credentials import is_participant_token
+
+from . import autostart
 
 APP_DIR = "supportbroker-agent"
 STATE_FILE = "session.json"
@@ -49,11 +56,14 @@ class ResumeState:
     technician_name: str = ""
     # The last event sequence number this agent acted on (files offered after it are new).
     last_seq: int = 0
+    # Wayland: the desktop portal's screen-cast restore token (the same screen again after a
+    # restart, without the desktop's dialog); forgotten with the session.
+    restore_token: str = ""
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError("base_url must be an http(s) URL")
-        if not self.participant_token.startswith("sbp_"):
+        if not is_participant_token(self.participant_token):
             raise ValueError("participant_token must be a participant token (sbp_...)")
         if not self.session_id or self.last_seq < 0:
             raise ValueError("a session id and a last_seq >= 0 are required")
@@ -113,3 +123,45 @@ class StateStore:
                 os.chmod(self.path, 0o600)
         except OSError:
             pass
+
+
+class ResumeRecord:
+    """This run's resume credential: kept roughly current on disk (its `last_seq` at most
+    every 2 s), and forgotten, with the autostart entry, once the session is over here."""
+
+    def __init__(self, state: ResumeState, store: StateStore, autostart_chosen: bool,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self.state = state
+        self._store = store
+        self._autostart = autostart_chosen
+        self._now = now
+        self._saved_at = 0.0
+        self.forgotten = False
+
+    def save(self, last_seq: int, force: bool = False) -> None:
+        if self.forgotten:
+            return
+        now = self._now()
+        if not force and now - self._saved_at < 2:
+            return
+        self._saved_at = now
+        state = dataclasses.replace(self.state, last_seq=max(self.state.last_seq, last_seq))
+        if state != self.state or force:
+            self.state = state
+            with contextlib.suppress(OSError):
+                self._store.save(state)
+
+    @property
+    def restore_token(self) -> str:
+        return self.state.restore_token
+
+    def keep_restore_token(self, token: str) -> None:
+        """The portal's new restore token (each one is good for one restore only)."""
+        self.state = dataclasses.replace(self.state, restore_token=token)
+        self.save(0, force=True)
+
+    def forget(self) -> None:
+        self.forgotten = True
+        self._store.clear()
+        if self._autostart or autostart.installed():
+            autostart.remove()

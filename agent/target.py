@@ -1,7 +1,7 @@
 """What the end user gives the agent: a join link, an agent link, or a typed key.
 
 - ``https://support.example.com/j/<token>``: the join link of a session nobody joined yet
-  (the agent redeems it like a browser, with ``POST /api/v1/join``);
+  (the agent redeems it like a browser would, but with ``POST /api/v1/agent/join``);
 - ``https://support.example.com/a/<token>``: an agent link from the end user's chat page
   (``POST /api/v1/agent/join``), when the chat is already open in a browser;
 - ``482 913 075``: the nine-digit key, with the broker's address from ``--broker`` or the

@@ -5,8 +5,11 @@ Everything here talks only to 127.0.0.1 and to processes this benchmark started 
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import io
+import json
 import os
 import platform
 import resource
@@ -17,7 +20,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -218,3 +221,46 @@ def machine_info() -> dict[str, Any]:
         "loadavg_at_start": os.getloadavg(),
         "cpu_pressure_at_start": cpu_pressure_line(),
     }
+
+
+def write_results(name: str, config: dict[str, Any], machine: dict[str, Any],
+                  raw: dict[str, Any]) -> Path:
+    """Write bench/results/<name>-<database>-<time>.json with the command, the config, the
+    machine (as `machine_info` read it at the start) and the code beside `raw`; print and
+    return its path."""
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}-{raw['database']}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps({
+        "command": " ".join([".venv/bin/python", f"bench/{name}.py", *sys.argv[1:]]),
+        "config": config, "machine": machine, "code": git_state(), **raw}, indent=2))
+    print(f"\nwrote {path.relative_to(ROOT)} ({raw['elapsed_seconds']:.0f} s)")
+    return path
+
+
+def seeded_parser(doc: str | None, *, runs: int, warmup: int) -> argparse.ArgumentParser:
+    """The options of the benchmarks that seed a database with sessions and time queries
+    on it (bench/history.py, bench/reports.py)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=runs, help="measured calls per query")
+    parser.add_argument("--warmup", type=int, default=warmup, help="unmeasured calls first")
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL database to seed in a schema of its own "
+                             "(default: SQLite in a temporary directory)")
+    return parser
+
+
+def run_seeded(name: str, parser: argparse.ArgumentParser,
+               run: Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]) -> int:
+    """Parse and check the options, say which machine this is, run (an hour at most) and
+    write the results file."""
+    args = parser.parse_args()
+    if not 100 <= args.sessions <= 1_000_000 or not 1 <= args.runs <= 1000:
+        parser.error("--sessions 100 to 1,000,000 and --runs 1 to 1000")
+    machine = machine_info()
+    print(f"machine: {machine['nproc']} x {machine['cpu_model']}, load "
+          f"{machine['loadavg_at_start']}", flush=True)
+    raw = asyncio.run(asyncio.wait_for(run(args), 3600))
+    write_results(name, vars(args), machine, raw)
+    return 0

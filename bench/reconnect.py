@@ -26,12 +26,12 @@ from typing import Any
 
 import _common as c
 import aiohttp
-from core import start_broker
+from _servers import start_broker
 
 
 class Broker:
-    """A broker process (bench/core.py's) that can be stopped and started again on the
-    same data directory and port."""
+    """A broker process (bench/_servers.py's start_broker) that can be stopped and started
+    again on the same data directory and port."""
 
     def __init__(self, workdir: Path) -> None:
         self.server = start_broker(workdir, "broker", BROKER_CHAT_BURST="1000000",

@@ -35,7 +35,8 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as c  # noqa: E402
-import core  # noqa: E402
+import _servers  # noqa: E402
+import _sockets  # noqa: E402
 
 from tests.netns import loopback_only  # noqa: E402
 from tests.rtc_support import MEDIA_ARGS  # noqa: E402
@@ -50,7 +51,7 @@ CANDIDATE = "candidate:842163049 1 udp 1677729535 127.0.0.1 51234 typ host gener
 # -- 1: consent to first frame -------------------------------------------------------------
 
 
-async def first_frames(server: core.Server, runs: int, log: Any) -> list[float]:
+async def first_frames(server: _servers.Server, runs: int, log: Any) -> list[float]:
     from playwright.async_api import async_playwright, expect
 
     seconds: list[float] = []
@@ -60,8 +61,8 @@ async def first_frames(server: core.Server, runs: int, log: Any) -> list[float]:
             dash = await (await browser.new_context(viewport={"width": 1280, "height": 800})
                           ).new_page()
             await dash.goto(server.base + "/login")
-            await dash.get_by_label("Email").fill(core.TECH_EMAIL)
-            await dash.get_by_label("Password").fill(core.TECH_PASSWORD)
+            await dash.get_by_label("Email").fill(_servers.TECH_EMAIL)
+            await dash.get_by_label("Password").fill(_servers.TECH_PASSWORD)
             await dash.get_by_role("button", name="Log in").click()
             await dash.get_by_role("button", name="Start session").click()
             pane = dash.locator(".pane").first
@@ -116,12 +117,12 @@ class Relay:
         self.readers: list[asyncio.Task[None]] = []
         self.errors: list[str] = []
 
-    async def setup(self, http: aiohttp.ClientSession, server: core.Server,
-                    pairs: list[core.Pair]) -> None:
+    async def setup(self, http: aiohttp.ClientSession, server: _servers.Server,
+                    pairs: list[_sockets.Pair]) -> None:
         for index, pair in enumerate(pairs):
-            tech = await core.open_socket(http, server, pair.session_id, server.token)
-            user = await core.open_socket(http, server, pair.session_id,
-                                          pair.participant_token)
+            tech = await _sockets.open_socket(http, server, pair.session_id, server.token)
+            user = await _sockets.open_socket(http, server, pair.session_id,
+                                              pair.participant_token)
             share = f"b{index}"
             await tech.send_json({"type": "share.request", "id": share})
             await _until(user, "share.requested")
@@ -168,13 +169,13 @@ class Relay:
 
 
 async def signaling_cpu(cfg: argparse.Namespace, root: Path, log: Any) -> dict[str, Any]:
-    server = core.start_broker(root, "broker-signaling")
+    server = _servers.start_broker(root, "broker-signaling")
     try:
-        async with core.Clients(cfg.concurrency) as clients:
-            pairs = await core.make_pairs(clients, server, cfg.sessions, cfg.concurrency)
-            shares = await core.make_pairs(clients, server, cfg.shares, cfg.concurrency)
-            sockets = core.Sockets()
-            await core.connect_pairs(clients.main, server, pairs, sockets)
+        async with _servers.Clients(cfg.concurrency) as clients:
+            pairs = await _sockets.make_pairs(clients, server, cfg.sessions, cfg.concurrency)
+            shares = await _sockets.make_pairs(clients, server, cfg.shares, cfg.concurrency)
+            sockets = _sockets.Sockets()
+            await _sockets.connect_pairs(clients.main, server, pairs, sockets)
             relay = Relay()
             await relay.setup(clients.main, server, shares)
             rows: list[dict[str, Any]] = []
@@ -184,9 +185,9 @@ async def signaling_cpu(cfg: argparse.Namespace, root: Path, log: Any) -> dict[s
                     received0 = relay.received
                     streamer = asyncio.create_task(
                         relay.stream(cfg.signal_rate, stop)) if with_signaling else None
-                    chat = await core.chat_run(sockets, pairs, server, cfg.rate,
-                                               cfg.chat_seconds, 5.0,
-                                               f"r{round_no}{int(with_signaling)}")
+                    chat = await _sockets.chat_run(sockets, pairs, server, cfg.rate,
+                                                   cfg.chat_seconds, 5.0,
+                                                   f"r{round_no}{int(with_signaling)}")
                     stop.set()
                     if streamer is not None:
                         await streamer
@@ -202,7 +203,7 @@ async def signaling_cpu(cfg: argparse.Namespace, root: Path, log: Any) -> dict[s
                         f"chat p99 {row['chat_p99_ms']:.1f} ms, "
                         f"relayed {row['relayed']}")
             await relay.close()
-            await core.close_pairs(pairs, sockets)
+            await _sockets.close_pairs(pairs, sockets)
     finally:
         server.stop()
     # A round counts only when the broker kept up (every chat line delivered, the signaling
@@ -218,7 +219,7 @@ async def signaling_cpu(cfg: argparse.Namespace, root: Path, log: Any) -> dict[s
 async def run(cfg: argparse.Namespace, log: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-screen-") as tmp:
         root = Path(tmp)
-        server = core.start_broker(root, "broker-media")
+        server = _servers.start_broker(root, "broker-media")
         try:
             log(f"figure 1: consent to first frame, {cfg.runs} runs (Chromium, fake screen)")
             frames = await first_frames(server, cfg.runs, log)

@@ -33,10 +33,8 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import hashlib
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -44,48 +42,23 @@ from pathlib import Path
 from typing import Any
 
 import _common as c
+import _servers
 import aiohttp
-import core
-from core import Server
+from _servers import Server
+from _transfer_chat import CHAT_SESSIONS, Chat
+from _transfer_children import BLOCK, MiB, client, expected_sha256, pattern, raw_server
+from _transfer_summary import print_summary, summarize
 
 RESULTS_DIR = c.ROOT / "bench" / "results"
 SCRIPT = Path(__file__).resolve()
-MiB = 1024 * 1024
-BLOCK = MiB
-TARGET_UPLOAD_RATIO = 0.5     # of min(loopback, disk write + fsync)
-TARGET_DOWNLOAD_RATIO = 0.5   # of loopback
-TARGET_RSS_GROWTH_MIB = 4.0
-TARGET_CHAT_P99_MS = 10.0
-CHAT_SESSIONS = 20            # sessions chatting during the measurements
-CHAT_RATE = 80.0              # chat lines per second, in total (4 per session)
-
-
-def pattern() -> bytes:
-    """1 MiB of fixed pseudo-random bytes; a file is this block repeated."""
-    out = bytearray()
-    seed = b"supportbroker transfer benchmark"
-    while len(out) < BLOCK:
-        seed = hashlib.sha256(seed).digest()
-        out += seed
-    return bytes(out[:BLOCK])
-
-
-def expected_sha256(size: int) -> str:
-    block = pattern()
-    digest = hashlib.sha256()
-    for _ in range(size // BLOCK):
-        digest.update(block)
-    digest.update(block[:size % BLOCK])
-    return digest.hexdigest()
 
 
 # -- the broker under test ---------------------------------------------------------------
 
 
-
 def start_broker(root: Path, **extra_env: str) -> Server:
     """`supportbroker serve` with default transfer settings, a technician and its token."""
-    return core.start_broker(root, "broker", **extra_env)
+    return _servers.start_broker(root, "broker", **extra_env)
 
 
 async def start_session(http: aiohttp.ClientSession, server: Server) -> tuple[str, str]:
@@ -105,119 +78,6 @@ async def settled_rss(pid: int) -> int:
         readings.append(c.rss_kib(pid))
         await asyncio.sleep(0.5)
     return min(readings)
-
-
-# -- child processes: raw sink and blocking clients ---------------------------------------
-
-
-def raw_server(port: int) -> None:
-    """Serve one connection at a time: ``PUT n`` reads n bytes, ``GET n`` sends n bytes."""
-    block = pattern()
-    with socket.create_server(("127.0.0.1", port)) as server:
-        while True:
-            conn, _ = server.accept()
-            with conn:
-                line = b""
-                while not line.endswith(b"\n"):
-                    part = conn.recv(1)
-                    if not part:
-                        break
-                    line += part
-                if not line:
-                    continue
-                verb, count = line.decode().split()
-                size = int(count)
-                if verb == "PUT":
-                    view = memoryview(bytearray(BLOCK))
-                    left = size
-                    while left:
-                        got = conn.recv_into(view, min(BLOCK, left))
-                        if not got:
-                            break
-                        left -= got
-                    conn.sendall(b"OK\n")
-                else:
-                    left = size
-                    while left:
-                        chunk = block if left >= BLOCK else block[:left]
-                        conn.sendall(chunk)
-                        left -= len(chunk)
-
-
-def _send_body(conn: socket.socket, size: int) -> None:
-    block = pattern()
-    left = size
-    while left:
-        chunk = block if left >= BLOCK else block[:left]
-        conn.sendall(chunk)
-        left -= len(chunk)
-
-
-def _read_head(conn: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        part = conn.recv(65536)
-        if not part:
-            raise RuntimeError(f"connection closed in the response head: {data!r}")
-        data += part
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(lines[0].split()[1]), headers, rest
-
-
-def client(args: argparse.Namespace) -> None:
-    """One timed transfer; prints {"seconds", "bytes", ...} as JSON."""
-    if args.nice:
-        os.nice(args.nice)
-    size = args.size
-    with socket.create_connection(("127.0.0.1", args.port)) as conn:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if args.mode == "raw-put":
-            start = time.perf_counter()
-            conn.sendall(f"PUT {size}\n".encode())
-            _send_body(conn, size)
-            assert conn.recv(3) == b"OK\n"
-            result: dict[str, Any] = {}
-        elif args.mode == "raw-get":
-            start = time.perf_counter()
-            conn.sendall(f"GET {size}\n".encode())
-            view = memoryview(bytearray(BLOCK))
-            left = size
-            while left:
-                got = conn.recv_into(view, min(BLOCK, left))
-                if not got:
-                    raise RuntimeError("raw sender stopped early")
-                left -= got
-            result = {}
-        elif args.mode == "patch":
-            head = (f"PATCH {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                    f"Authorization: Bearer {args.token}\r\nTus-Resumable: 1.0.0\r\n"
-                    f"Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
-                    f"Content-Length: {size}\r\n\r\n").encode()
-            start = time.perf_counter()
-            conn.sendall(head)
-            _send_body(conn, size)
-            status, headers, _ = _read_head(conn)
-            result = {"status": status, "offset": headers.get("upload-offset")}
-        else:  # get
-            start = time.perf_counter()
-            conn.sendall((f"GET {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          f"Authorization: Bearer {args.token}\r\n\r\n").encode())
-            status, headers, rest = _read_head(conn)
-            left = int(headers["content-length"]) - len(rest)
-            view = memoryview(bytearray(BLOCK))
-            while left:
-                got = conn.recv_into(view, min(BLOCK, left))
-                if not got:
-                    raise RuntimeError("download stopped early")
-                left -= got
-            result = {"status": status, "repr_digest": headers.get("repr-digest")}
-        seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "bytes": size, **result}))
 
 
 # -- the parent: measurements ------------------------------------------------------------
@@ -277,90 +137,6 @@ async def run_client(mode: str, port: int, size: int, **extra: str) -> dict[str,
     result: dict[str, Any] = json.loads(out)
     result["mb_per_s"] = result["bytes"] / result["seconds"] / 1e6
     return result
-
-
-class Chat:
-    """Chat in several sessions at once: each end user writes at a steady pace (the
-    default per-participant allowance, 5 lines a second), and the time until the
-    session's technician socket has the line is recorded."""
-
-    def __init__(self) -> None:
-        self.sent: dict[str, float] = {}
-        self.latencies: list[tuple[float, float]] = []  # (sent at, seconds)
-        self.errors: list[str] = []
-        self.users: list[aiohttp.ClientWebSocketResponse] = []
-        self.sockets: list[aiohttp.ClientWebSocketResponse] = []
-        self._readers: list[asyncio.Task[None]] = []
-        self.closing = False
-        self.number = 0
-
-    async def open(self, http: aiohttp.ClientSession, server: Server,
-                   sessions: list[tuple[str, str]]) -> None:
-        for session_id, user_token in sessions:
-            tech = await self._socket(http, server, session_id, server.token)
-            user = await self._socket(http, server, session_id, user_token)
-            self.users.append(user)
-            self.sockets += [tech, user]
-            self._readers += [asyncio.create_task(self._read_tech(tech)),
-                              asyncio.create_task(self._read_user(user))]
-
-    async def _socket(self, http: aiohttp.ClientSession, server: Server, session_id: str,
-                      token: str) -> aiohttp.ClientWebSocketResponse:
-        ws = await http.ws_connect(f"{server.base}/api/v1/sessions/{session_id}/ws")
-        await ws.send_json({"type": "hello", "token": token, "after": 0})
-        async with asyncio.timeout(30):
-            while (await ws.receive_json())["type"] != "synced":
-                pass
-        return ws
-
-    async def _read_tech(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for message in ws:
-            frame = json.loads(message.data)
-            if frame["type"] == "event" and frame["event"]["type"] == "message":
-                sent = self.sent.pop(frame["event"].get("client_id", ""), None)
-                if sent is not None:
-                    self.latencies.append((sent, time.perf_counter() - sent))
-        if not self.closing:
-            self.errors.append(f"technician socket closed: {ws.close_code}")
-
-    async def _read_user(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for message in ws:
-            frame = json.loads(message.data)
-            if frame["type"] == "error":
-                self.errors.append(frame["code"])
-        if not self.closing:
-            self.errors.append(f"end user socket closed: {ws.close_code}")
-
-    async def talk(self, stop: asyncio.Event) -> None:
-        """Send round-robin at CHAT_RATE lines a second in total (open loop) until `stop`."""
-        interval = 1 / CHAT_RATE
-        next_at = time.perf_counter()
-        while not stop.is_set():
-            self.number += 1  # ids never repeat: a repeated id is a resend, stored once
-            number = self.number
-            client_id = f"b{number}"
-            self.sent[client_id] = time.perf_counter()
-            await self.users[number % len(self.users)].send_str(json.dumps(
-                {"type": "chat.send", "id": client_id, "text": f"line {number}"}))
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-
-    def window(self, start: float, end: float) -> dict[str, Any]:
-        """Latency figures of the lines sent between `start` and `end`, and the five slowest
-        as [seconds after `start`, ms], to tell when in a transfer the chat waited."""
-        inside = [(at, lat) for at, lat in self.latencies if start <= at <= end]
-        slowest = sorted(inside, key=lambda pair: pair[1])[-5:]
-        return {**c.summarize_ms([lat for _, lat in inside]),
-                "slowest": [[round(at - start, 3), round(lat * 1000, 2)] for at, lat in slowest]}
-
-    async def close(self) -> None:
-        self.closing = True
-        for ws in self.sockets:
-            await ws.close()
-        for task in self._readers:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def sample_rss(pid: int, stop: asyncio.Event, out: list[int]) -> None:
@@ -431,8 +207,8 @@ async def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         root = Path(tmp)
         code = "working tree"
         if args.commit:
-            core.SOURCE = root / "source"  # the broker processes import this tree
-            code = c.export_commit(args.commit, core.SOURCE)
+            _servers.SOURCE = root / "source"  # the broker processes import this tree
+            code = c.export_commit(args.commit, _servers.SOURCE)
             log(f"measuring commit {code}")
         raw_port = c.free_port()
         raw = start_raw_server(root, raw_port)
@@ -496,82 +272,6 @@ async def run(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         return {"measured": code, "size": size, "sha256": digest, "idle": idle,
                 "warmup": warmup, "rounds": rounds, "chat_errors": chat.errors,
                 "rate_cap_mb_per_s": args.rate_mb}
-
-
-def summarize(raw: dict[str, Any]) -> dict[str, Any]:
-    rounds = raw["rounds"]
-
-    def med(path: tuple[str, ...]) -> float:
-        values = []
-        for one in rounds:
-            value: Any = one
-            for key in path:
-                value = value[key]
-            values.append(float(value))
-        return c.median(values)
-
-    loopback = min(med(("loopback_put", "mb_per_s")), med(("loopback_get", "mb_per_s")))
-    disk = med(("disk", "mb_per_s"))
-    disk_read = med(("disk", "read_mb_per_s"))
-    upload = med(("upload", "mb_per_s"))
-    download = med(("download", "mb_per_s"))
-    worst_p99 = max(max(one["upload"]["chat"]["p99_ms"], one["download"]["chat"]["p99_ms"])
-                    for one in rounds)
-    worst_rss = max(max(one["upload"]["rss_growth_mib"], one["download"]["rss_growth_mib"])
-                    for one in rounds)
-    summary = {
-        "disk_write_fsync_mb_per_s": disk,
-        "disk_read_cold_mb_per_s": disk_read,
-        "loopback_mb_per_s": loopback,
-        "upload_mb_per_s": upload,
-        "download_mb_per_s": download,
-        "upload_ratio": upload / min(loopback, disk),
-        "download_ratio": download / loopback,
-        "download_ratio_of_disk_read": download / min(loopback, disk_read),
-        "rss_growth_mib_worst": worst_rss,
-        "rss_warmup_growth_mib": raw["warmup"]["upload"]["rss_growth_mib"]
-        + raw["warmup"]["download"]["rss_growth_mib"],
-        "rss_peak_mib": max(max(one["upload"]["rss_peak_kib"], one["download"]["rss_peak_kib"])
-                            for one in rounds) / 1024,
-        "chat_idle_p99_ms": raw["idle"]["chat"]["p99_ms"],
-        "chat_p99_ms_worst": worst_p99,
-        "chat_p99_upload_ms_median": med(("upload", "chat", "p99_ms")),
-        "chat_p99_download_ms_median": med(("download", "chat", "p99_ms")),
-    }
-    summary["targets"] = {
-        "upload_ratio": [TARGET_UPLOAD_RATIO, summary["upload_ratio"] >= TARGET_UPLOAD_RATIO],
-        "download_ratio": [TARGET_DOWNLOAD_RATIO,
-                           summary["download_ratio"] >= TARGET_DOWNLOAD_RATIO],
-        "rss_growth_mib": [TARGET_RSS_GROWTH_MIB, worst_rss <= TARGET_RSS_GROWTH_MIB],
-        "chat_p99_ms": [TARGET_CHAT_P99_MS, worst_p99 <= TARGET_CHAT_P99_MS],
-    }
-    return summary
-
-
-def print_summary(summary: dict[str, Any]) -> None:
-    rows = [
-        ("raw disk write + fsync", f"{summary['disk_write_fsync_mb_per_s']:.0f} MB/s", ""),
-        ("raw disk read (not cached)", f"{summary['disk_read_cold_mb_per_s']:.0f} MB/s", ""),
-        ("raw loopback (slower way)", f"{summary['loopback_mb_per_s']:.0f} MB/s", ""),
-        ("broker upload", f"{summary['upload_mb_per_s']:.0f} MB/s",
-         f"{summary['upload_ratio']:.2f}x of min(loopback, disk)"),
-        ("broker download", f"{summary['download_mb_per_s']:.0f} MB/s",
-         f"{summary['download_ratio']:.2f}x of loopback, "
-         f"{summary['download_ratio_of_disk_read']:.2f}x of min(loopback, disk read)"),
-        ("broker RSS growth (worst)", f"{summary['rss_growth_mib_worst']:.1f} MiB",
-         f"peak {summary['rss_peak_mib']:.0f} MiB; the first transfer (warm-up) "
-         f"+{summary['rss_warmup_growth_mib']:.1f} MiB"),
-        ("chat p99 idle", f"{summary['chat_idle_p99_ms']:.2f} ms", ""),
-        ("chat p99 during transfers (worst)", f"{summary['chat_p99_ms_worst']:.2f} ms",
-         f"median up {summary['chat_p99_upload_ms_median']:.2f} / down "
-         f"{summary['chat_p99_download_ms_median']:.2f} ms"),
-    ]
-    print()
-    for name, value, note in rows:
-        print(f"{name:36s} {value:>12s}  {note}")
-    print()
-    for name, (target, met) in summary["targets"].items():
-        print(f"target {name:16s} {target:>8}  {'met' if met else 'MISSED'}")
 
 
 def main() -> int:

@@ -7,7 +7,7 @@ WebSocket edge puts messages into a bounded per-socket queue.
 `LocalBus` is the in-process bus of the single-node default; `broker.redisbus.RedisBus`
 carries the same messages between nodes. A bus between nodes can lose messages while it
 is down: it then calls each subscriber's `on_resync`, and subscribers fill the gap from
-the database (stored events have sequence numbers; see web/ws.py).
+the database (stored events have sequence numbers; see broker/sessions/catchup.py).
 """
 
 from __future__ import annotations

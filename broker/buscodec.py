@@ -17,8 +17,19 @@ from typing import Any
 
 from .delivery.model import Attempt, Channel, Delivery, DeliveryStatus
 from .handoff.model import Handoff, HandoffNotice, HandoffState
+from .intake.model import (
+    AlertLevel,
+    Request,
+    RequestKind,
+    RequestStatus,
+    Severity,
+    Target,
+    TargetAlert,
+)
 from .protocol import Message, as_dict
 from .sessions.model import Event, Session, SessionState, Signal, Takeover
+from .supervision.model import WatchersAsked
+from .technicians import Ending, TechnicianChanged
 
 
 class CodecError(ValueError):
@@ -118,5 +129,7 @@ def broker_codec() -> Codec:
     """The codec for everything the broker publishes on its bus."""
     codec = Codec()
     codec.register(Event, Session, SessionState, Signal, Takeover, Delivery, Attempt, Channel,
-                   DeliveryStatus, Handoff, HandoffNotice, HandoffState)
+                   DeliveryStatus, Handoff, HandoffNotice, HandoffState, TargetAlert, Request,
+                   AlertLevel, RequestKind, RequestStatus, Severity, Target,
+                   TechnicianChanged, Ending, WatchersAsked)
     return codec

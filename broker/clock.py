@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -38,3 +40,19 @@ class FakeClock:
 def isoformat(timestamp: float) -> str:
     """ISO 8601 with an explicit UTC offset, as the API promises."""
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+async def nap(wakeup: asyncio.Event, seconds: float) -> None:
+    """A worker loop's pause: until `wakeup` is set or `seconds` have passed.
+
+    A cancellation that something below swallowed (a library that turns CancelledError
+    into an error of its own, caught by the loop's `except Exception`) is raised here
+    instead, so that a worker whose task is cancelled ends (a broker's close waits for it).
+    `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` swallows a cancellation
+    that comes as the event is set."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wakeup.wait()

@@ -31,7 +31,7 @@ def load_or_create_secret(data_dir: Path, name: str = SECRET_FILE, size: int = 3
         return path.read_bytes()
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # see broker/datadir.py
     value = secrets.token_bytes(size)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -1,23 +1,23 @@
 """Prometheus figures of one broker node, served at ``/metrics``.
 
 Counters count what *this node* did (sum them across nodes); ``broker_sessions`` is read
-from the database at each scrape, so every node reports the same, cluster-wide figure
-(take ``max`` across nodes, not ``sum``). Each broker has its own registry: nothing lives
-in prometheus-client's global default registry.
+from the database (the session service counts) at each scrape, so every node reports the
+same, cluster-wide figure (take ``max`` across nodes, not ``sum``). Each broker has its
+own registry: nothing lives in prometheus-client's global default registry.
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from collections.abc import Mapping
+from typing import TypeVar
 
-from .db import sessions
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Bus lag is small on a healthy network; the upper buckets catch a struggling Redis.
+# Any kind of state name: the session service counts by its SessionState.
+_State = TypeVar("_State", bound=str)
 _LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-SESSION_STATES = ("waiting", "active", "reconnecting", "ended")
 
 
 class Metrics:
@@ -58,17 +58,11 @@ class Metrics:
             self.sockets.labels(kind).set(0)
         for direction in ("in", "out"):
             self.transfer_bytes.labels(direction)
-        for state in SESSION_STATES:
-            self.sessions.labels(state).set(0)
 
-    async def refresh(self, engine: AsyncEngine) -> None:
-        """Read the figures that live in the database."""
-        async with engine.connect() as conn:
-            rows = (await conn.execute(sa.select(sessions.c.state, sa.func.count())
-                                       .group_by(sessions.c.state))).all()
-        counts = {str(state): int(count) for state, count in rows}
-        for state in SESSION_STATES:
-            self.sessions.labels(state).set(counts.get(state, 0))
+    def count_sessions(self, counts: Mapping[_State, int]) -> None:
+        """The figures that live in the database: sessions by state, every state."""
+        for state, count in counts.items():
+            self.sessions.labels(state).set(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

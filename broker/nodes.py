@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import Clock
-from .db import node_dashboards, node_sessions, nodes
 from .handoff.presence import PresenceBoard
+from .schema import node_dashboards, node_sessions, nodes
 from .sessions.model import Role
 
 log = logging.getLogger(__name__)

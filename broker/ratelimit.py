@@ -6,15 +6,20 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import hmac
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from .clock import Clock
 from .errors import RateLimited
+from .hashing import Hasher
 
 log = logging.getLogger(__name__)
+
+FLOOD_MESSAGE = "Too many messages; slow down."
 
 
 @dataclasses.dataclass(slots=True)
@@ -156,6 +161,61 @@ class GuessLimiter:
             log_global_lockout(self._global.locked_until - now)
 
 
+class PasswordGuesses:
+    """Wrong passwords, limited per client address and per account.
+
+    Per address alone, an attacker with many addresses gets many guesses at one account;
+    so every attempt also counts against the account it names (its email, whether or not
+    a technician has it, so the answers reveal nothing). The account's limit is a delay,
+    not a lockout for its technician: a browser that has logged in to the account before
+    holds a token that counts its attempts under its own name instead, so guesses from
+    elsewhere never delay the technician at their usual browser, and elsewhere the right
+    password works as soon as the delay is over. Account names are counted as keyed
+    hashes: a password typed into the email field never reaches a log line or Redis.
+    """
+
+    def __init__(self, by_address: Guesses, by_account: Guesses, hasher: Hasher) -> None:
+        self._by_address = by_address
+        self._by_account = by_account
+        self._hasher = hasher
+
+    @contextlib.asynccontextmanager
+    async def attempt(self, client: str, email: str,
+                      browser: str | None = None) -> AsyncIterator[Attempt]:
+        """Guard one login attempt from `client` with `email`; `browser` is the token
+        that browser got at its last login here, if any (see `browser_token`)."""
+        account = self._account(email)
+        async with self._by_address.attempt(client) as by_address, \
+                self._by_account.attempt(self._known(browser, account) or account,
+                                         include_global=False) as by_account:
+            outcome = Attempt()
+            try:
+                yield outcome
+            finally:
+                if outcome.failed:
+                    by_address.fail()
+                    by_account.fail()
+
+    def browser_token(self, email: str) -> str:
+        """For a browser whose password for `email` was right: its attempts at that
+        account count apart from everyone else's from now on."""
+        nonce = secrets.token_urlsafe(12)
+        return f"{nonce}.{self._mac(nonce, self._account(email))}"
+
+    def _account(self, email: str) -> str:
+        return "account:" + self._hasher.hash("login-account", email.strip().lower())[:32]
+
+    def _known(self, token: str | None, account: str) -> str | None:
+        nonce, _, mac = (token or "").partition(".")
+        if nonce and mac and hmac.compare_digest(mac.encode(),
+                                                 self._mac(nonce, account).encode()):
+            return f"browser:{nonce}"
+        return None
+
+    def _mac(self, nonce: str, account: str) -> str:
+        return self._hasher.hash("login-browser", f"{nonce}\x00{account}")
+
+
 def log_lockout(client: str, seconds: float, failures: int) -> None:
     log.warning("client %s locked out for %.0f s after %d failures", client, seconds, failures)
 
@@ -179,8 +239,16 @@ class TokenBucket:
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
         if self._tokens < 1:
-            raise RateLimited((1 - self._tokens) / self._rate, "Too many messages; slow down.")
+            raise RateLimited((1 - self._tokens) / self._rate, FLOOD_MESSAGE)
         self._tokens -= 1
+
+
+class Floods(Protocol):
+    """Token buckets by key, against floods: `take` raises RateLimited when the key's
+    bucket is empty. `LocalFloods` counts on this node, `broker.redislimits.RedisFloods`
+    for all nodes."""
+
+    async def take(self, key: str) -> None: ...
 
 
 class KeyedBuckets:
@@ -201,3 +269,13 @@ class KeyedBuckets:
         while len(self._buckets) > self._max:
             self._buckets.popitem(last=False)
         bucket.take()
+
+
+class LocalFloods:
+    """`Floods` counted in this process (one node)."""
+
+    def __init__(self, clock: Clock, *, rate: float, burst: int) -> None:
+        self.buckets = KeyedBuckets(clock, rate=rate, burst=burst)
+
+    async def take(self, key: str) -> None:
+        self.buckets.take(key)

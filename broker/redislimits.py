@@ -31,7 +31,14 @@ from redis.exceptions import RedisError
 
 from .clock import Clock
 from .errors import RateLimited
-from .ratelimit import Attempt, GuessLimiter, log_global_lockout, log_lockout
+from .ratelimit import (
+    FLOOD_MESSAGE,
+    Attempt,
+    GuessLimiter,
+    LocalFloods,
+    log_global_lockout,
+    log_lockout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +124,21 @@ if ARGV[7] ~= '' and redis.call('GET', KEYS[4]) == ARGV[7] then
   redis.call('DEL', KEYS[4])
 end
 return result
+"""
+
+# KEYS: the bucket (a hash of k, tokens, and s, when they were counted). ARGV: now, rate per
+# second, burst. -> '0' (a token taken) | seconds until one is there
+_TAKE_TOKEN = _COMMON + """
+local now, rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'k') or ARGV[3])
+local stamp = tonumber(redis.call('HGET', KEYS[1], 's') or ARGV[1])
+tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+local wait = '0'
+if tokens < 1 then wait = fmt((1 - tokens) / rate) else tokens = tokens - 1 end
+redis.call('HSET', KEYS[1], 'k', fmt(tokens), 's', fmt(now))
+-- a full bucket is the same as none
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return wait
 """
 
 
@@ -215,3 +237,36 @@ class RedisGuessLimiter:
         if self._degraded:
             self._degraded = False
             log.info("guessing limits reach Redis again; counting for all nodes")
+
+
+class RedisFloods:
+    """`Floods` counted in Redis under `prefix` for all nodes; `local` (the same buckets in
+    memory) stands in while Redis is away, as for the guessing limits."""
+
+    def __init__(self, client: redis.Redis, prefix: str, clock: Clock, local: LocalFloods,
+                 *, rate: float, burst: int) -> None:
+        self._prefix = prefix
+        self._clock = clock
+        self._local = local
+        self._rate = rate
+        self._burst = burst
+        self._take = client.register_script(_TAKE_TOKEN)
+        self._degraded = False
+
+    async def take(self, key: str) -> None:
+        try:
+            async with asyncio.timeout(REDIS_SECONDS):
+                wait = float(await self._take(keys=[self._prefix + key], args=[
+                    f"{self._clock.now():.17g}", repr(self._rate), self._burst]))
+        except _ERRORS as error:
+            if not self._degraded:
+                self._degraded = True
+                log.warning("flood limits cannot reach Redis (%s: %s); counting on this "
+                            "node only until it answers again", type(error).__name__, error)
+            await self._local.take(key)
+            return
+        if self._degraded:
+            self._degraded = False
+            log.info("flood limits reach Redis again; counting for all nodes")
+        if wait > 0:
+            raise RateLimited(wait, FLOOD_MESSAGE)

@@ -6,7 +6,6 @@ Every field can be set in the file (under its own name) and in the environment a
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import os
 import socket
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from .errors import InvalidInput
+from .settings_checks import check, origins
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -25,6 +25,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("./data")
+    # The broker refuses to start when others may read data_dir (it makes it 0700 and its
+    # files 0600); true: the operator wants that, and the broker leaves the modes alone.
+    data_dir_shared_ok: bool = False
     # Base of join links, e.g. https://support.example.com; defaults to http://host:port.
     public_url: str = ""
     # Unset: SQLite in data_dir. Otherwise an SQLAlchemy URL (PostgreSQL in multi-node setups).
@@ -91,6 +94,8 @@ class Settings:
     # At most this many deliveries per session per 10 minutes, per technician per hour.
     delivery_session_limit: int = 5
     delivery_technician_limit: int = 30
+    # How long the code that confirms an end user's address for a transcript copy works.
+    transcript_code_seconds: float = 900.0
 
     reconnect_window_seconds: int = 600
     # A transfer not accepted within this time goes back to its sender.
@@ -101,6 +106,15 @@ class Settings:
     sweep_interval_seconds: float = 5.0
     session_cookie_secure: bool = False
     login_failures_per_minute: int = 10
+    # Failed logins at one account, from all addresses together, before its delays start
+    # (1 s, doubling up to login_account_max_delay_seconds; quiet that long, it starts
+    # over). A browser that logged in to the account before is counted apart.
+    login_account_free_failures: int = 5
+    login_account_max_delay_seconds: float = 900.0
+    # Wrong second-factor codes (authenticator or recovery) per technician, from anywhere,
+    # before the delays start (1 s, doubling up to factor_max_delay_seconds).
+    factor_free_failures: int = 5
+    factor_max_delay_seconds: float = 900.0
 
     # -- File transfer (broker/transfer, docs/transfer.md) ----------------------------------
     # Largest file in bytes (default 2 GiB); 0 = no limit.
@@ -119,6 +133,10 @@ class Settings:
     transfer_upload_expiry_seconds: int = 24 * 3600
     # Files of an ended session are removed this long after it ended.
     transfer_retention_seconds: int = 7 * 24 * 3600
+    # Uploads a participant may start (each one a file event in the chat): a burst, then
+    # a steady rate, as for chat lines.
+    transfer_upload_burst: int = 20
+    transfer_upload_rate_per_second: float = 1.0
     # Base64 of 32 bytes wrapping each file's key; empty: a key kept in data_dir.
     transfer_master_key: str = ""
     # Where the encrypted files are kept; empty: <data_dir>/files.
@@ -147,85 +165,101 @@ class Settings:
     # The command the chat page shows for starting the agent; the agent link is appended.
     agent_command: str = 'pipx run --spec "supportbroker[agent]" supportbroker-agent'
 
+    # -- Customers' requests (broker/intake, docs/portal.md) ---------------------------------
+    # Business hours for response targets counted in business time: the days, the hours
+    # ("09:00-17:00", local time) and their IANA time zone.
+    business_timezone: str = "Europe/Berlin"
+    business_days: str = "mon,tue,wed,thu,fri"
+    business_hours: str = "09:00-17:00"
+    # POST /api/v1/requests per client address: a burst, then so many an hour; and for
+    # everyone together so many a minute (counted on each node).
+    intake_address_burst: int = 5
+    intake_address_per_hour: float = 20.0
+    intake_global_per_minute: int = 60
+    # Requests waiting in one team's queue at most; further ones are refused (429).
+    intake_max_waiting: int = 200
+    # The longest answer to a short-text field and to a long one (the description).
+    intake_max_field_chars: int = 200
+    intake_max_text_chars: int = 4000
+    # Customers hear of their new places in a queue at most this long after a change.
+    intake_queue_update_seconds: float = 0.25
+    # The expected wait is measured from the team's pick-ups within this window.
+    intake_wait_window_seconds: float = 1800.0
+    # GET /api/v1/availability answers from a cache this old at most.
+    availability_cache_seconds: float = 5.0
+    # -- Webhooks (broker/webhooks, docs/webhooks.md) -----------------------------------------
+    # Targets are https:// URLs; http:// only to the hosts in this comma list.
+    webhook_http_hosts: str = ""
+    # Targets whose addresses are loopback, private, link-local or otherwise not public are
+    # refused (checked when each request is sent); true allows them (tests, closed networks).
+    webhook_allow_private_targets: bool = False
+    # One request's time limit; a receiver slower than this counts as failed.
+    webhook_timeout_seconds: float = 15.0
+    # Requests in flight at once per endpoint and node (each for another session).
+    webhook_concurrency: int = 10
+    # How often each node looks for new events and due retries.
+    webhook_poll_seconds: float = 1.0
+    # An endpoint without a successful delivery for this long is disabled, and admins told.
+    webhook_disable_after_seconds: float = 24 * 3600.0
+    # After a secret rotation the old secret still signs (a second signature) this long.
+    webhook_rotation_grace_seconds: float = 24 * 3600.0
+    # Finished deliveries stay in each endpoint's delivery log this long.
+    webhook_log_retention_seconds: float = 7 * 24 * 3600.0
+
+    # -- The audit log (broker/audit, docs/audit.md) ----------------------------------------
+    # Records older than this are deleted (an anchor record keeps the rest checkable);
+    # 0 keeps them forever.
+    audit_retention_seconds: float = 365 * 24 * 3600.0
+
+    # -- Supervisors (broker/supervision, docs/supervision.md) -------------------------------
+    # true: the end user's chat says "A supervisor is watching this session" while one does.
+    supervision_tell_end_user: bool = False
+
+    # -- Single sign-on with OpenID Connect (broker/sso, docs/configuration.md) -----------
+    # The provider's issuer URL (its discovery document is below it); empty: no SSO.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    # The ID token claim that names the technician: their email address.
+    oidc_email_claim: str = "email"
+    # The claim with the person's groups (a list of names).
+    oidc_groups_claim: str = "groups"
+    # Members of this group are admins, others are not, from their next sign-in on
+    # (empty: sign-ins leave admin rights alone).
+    oidc_admin_group: str = ""
+    # true: at each sign-in the technician is put into the teams named like their groups,
+    # and out of the others.
+    oidc_team_groups: bool = False
+    # true: a first sign-in with an email no technician has creates one; false: refused.
+    oidc_create_technicians: bool = False
+    # false (with oidc_issuer set): the login form takes no passwords, except one-time
+    # passwords (the emergency path: supportbroker technician reset-password).
+    password_login: bool = True
+
+    # -- The chat button on other websites (web/static/widget.js, docs/portal.md) -----------
+    # Comma list of the origins whose pages may show the chat button and embed the chat
+    # ("https://www.example.com,https://shop.example.com"): CORS on the availability and
+    # request APIs, frame-ancestors of the embedded pages. Empty: no other site may.
+    widget_origins: str = ""
+
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise InvalidInput(f"port {self.port} is not a TCP port")
-        if self.key_lifetime_seconds <= 0:
-            raise InvalidInput("key_lifetime_seconds must be positive")
-        if self.key_lifetime_seconds > self.key_lifetime_max_seconds:
-            raise InvalidInput("key_lifetime_seconds exceeds key_lifetime_max_seconds")
-        for name in ("chat_max_bytes", "ws_send_queue", "chat_burst", "chat_rate_per_second",
-                     "ws_heartbeat_seconds", "redeem_base_delay_seconds",
-                     "redeem_max_delay_seconds", "redeem_global_failures_per_minute",
-                     "sweep_interval_seconds", "delivery_poll_seconds",
-                     "delivery_retry_base_seconds", "smtp_timeout_seconds",
-                     "handoff_timeout_seconds", "node_heartbeat_seconds"):
-            if getattr(self, name) <= 0:
-                raise InvalidInput(f"{name} must be positive")
-        for name in ("redeem_free_failures", "login_failures_per_minute", "seats",
-                     "delivery_session_limit", "delivery_technician_limit"):
-            if getattr(self, name) < 0:
-                raise InvalidInput(f"{name} cannot be negative")
-        if self.node_timeout_seconds < 2 * self.node_heartbeat_seconds:
-            raise InvalidInput("node_timeout_seconds must be at least twice "
-                               "node_heartbeat_seconds")
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://",
-                                                             "unix://")):
-            raise InvalidInput("redis_url must start with redis://, rediss:// or unix://")
-        if len(self.node_name) > 64:
-            raise InvalidInput("node_name has at most 64 characters")
-        if self.default_language not in ("en", "de"):
-            raise InvalidInput("default_language must be 'en' or 'de'")
-        for name in ("sms_backend", "email_backend"):
-            if getattr(self, name) not in ("auto", "console", "off", "twilio", "smtp"):
-                raise InvalidInput(f"{name} must be auto, console, off, twilio or smtp")
-        if self.smtp_tls not in ("none", "starttls", "tls"):
-            raise InvalidInput("smtp_tls must be none, starttls or tls")
-        if self.delivery_max_attempts < 1:
-            raise InvalidInput("delivery_max_attempts must be at least 1")
-        self._check_transfer()
-        self._check_rtc()
+        check(self)  # raises InvalidInput naming the setting (broker/settings_checks.py)
 
-    def _check_transfer(self) -> None:
-        for name in ("transfer_max_bytes", "transfer_session_quota_bytes",
-                     "transfer_min_free_bytes", "transfer_rate_bytes_per_second",
-                     "transfer_total_rate_bytes_per_second", "transfer_retention_seconds"):
-            if getattr(self, name) < 0:
-                raise InvalidInput(f"{name} must not be negative")
-        if self.transfer_upload_expiry_seconds <= 0:
-            raise InvalidInput("transfer_upload_expiry_seconds must be positive")
-        if self.transfer_master_key:
-            try:
-                key = base64.b64decode(self.transfer_master_key, validate=True)
-            except ValueError as exc:
-                raise InvalidInput("transfer_master_key is not base64") from exc
-            if len(key) != 32:
-                raise InvalidInput("transfer_master_key must be base64 of 32 bytes")
-        for item in self.transfer_allowed_types.split(","):
-            extension = item.strip().lstrip(".")
-            if item.strip() and not (extension.isalnum() and len(extension) <= 16):
-                raise InvalidInput(
-                    f"transfer_allowed_types: {item.strip()!r} is not a file extension")
-
-    def _check_rtc(self) -> None:
-        for url in self.ice_server_urls:
-            scheme = url.split(":", 1)[0]
-            if scheme not in ("stun", "stuns", "turn", "turns") or ":" not in url:
-                raise InvalidInput(f"ice_servers: {url!r} is not a stun:, stuns:, turn: or "
-                                   "turns: URL")
-            if scheme in ("turn", "turns") and not self.turn_secret:
-                raise InvalidInput("ice_servers has a TURN URL: set turn_secret (coturn's "
-                                   "static-auth-secret)")
-        if self.ice_transport_policy not in ("all", "relay"):
-            raise InvalidInput("ice_transport_policy must be all or relay")
-        for name in ("turn_credential_seconds", "rtc_signal_burst",
-                     "rtc_signal_rate_per_second", "rtc_queue_limit", "agent_link_seconds"):
-            if getattr(self, name) <= 0:
-                raise InvalidInput(f"{name} must be positive")
+    @property
+    def webhook_http_host_set(self) -> frozenset[str]:
+        """The hosts webhooks may reach over plain http, lower case."""
+        return frozenset(host.strip().lower().rstrip(".")
+                         for host in self.webhook_http_hosts.split(",") if host.strip())
 
     @property
     def ice_server_urls(self) -> tuple[str, ...]:
         return tuple(url.strip() for url in self.ice_servers.split(",") if url.strip())
+
+    @property
+    def widget_origin_list(self) -> tuple[str, ...]:
+        """`widget_origins` as origins the way browsers send them (scheme://host[:port],
+        lower case, no default port); raises InvalidInput for anything else."""
+        return origins(self.widget_origins)
 
     @property
     def transfer_path(self) -> Path:
@@ -249,6 +283,10 @@ class Settings:
         if self.email_backend == "auto":
             return "smtp" if self.smtp_host and self.mail_from else "off"
         return self.email_backend
+
+    @property
+    def sso(self) -> bool:
+        return bool(self.oidc_issuer)
 
     @property
     def several_nodes(self) -> bool:

@@ -29,6 +29,7 @@ half done while another engine writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import sqlite3
@@ -43,6 +44,7 @@ from sqlalchemy.engine import make_url
 log = logging.getLogger(__name__)
 
 CHECKPOINT_SECONDS = 1.0
+_STOP = aiosqlite.core._STOP_RUNNING_SENTINEL  # what ends an aiosqlite connection's thread
 
 
 class InlineConnection(aiosqlite.Connection):
@@ -54,6 +56,33 @@ class InlineConnection(aiosqlite.Connection):
         if not self._running or not self._connection:
             raise ValueError("Connection closed")  # the words aiosqlite and SQLAlchemy know
         return fn(*args, **kwargs)
+
+    def stop(self) -> asyncio.Future[Any] | None:
+        """A forced close (SQLAlchemy's terminate, as for a connection whose task was
+        cancelled in a statement) closes the SQLite connection here and now, where all its
+        work is done anyway, instead of leaving it to the thread: the object could be
+        collected first, and aiosqlite then warns that it was never closed."""
+        self._close_here()
+        return super().stop()
+
+    def __del__(self) -> None:
+        """Collected unclosed (a connection checked in to a pool that was disposed
+        meanwhile, say, as at a shutdown): its work all ran on the caller's thread, so
+        nothing is pending; close it and end its thread (aiosqlite would only warn, and
+        leave the thread waiting for ever)."""
+        if self._connection is None:
+            return
+        self._close_here()
+        self._running = False
+        self._tx.put_nowait((None, lambda: _STOP))
+        with contextlib.suppress(Exception):  # logging may be gone at interpreter exit
+            log.warning("an SQLite connection was collected unclosed; closed it")
+
+    def _close_here(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.close()
+            self._connection = None
 
 
 def connector(url: str) -> Callable[[], Awaitable[InlineConnection]]:

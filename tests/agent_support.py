@@ -14,20 +14,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from aiortc import RTCDataChannel
 
 from broker.clock import Clock
-from broker.settings import Settings
-from web import create_app
 
-from .browser_support import LiveBroker
+from .browser_support import LiveBroker, live_broker
 from .rtc_peer import AiortcPeer
 from .rtc_support import must_run
 
@@ -210,25 +206,10 @@ async def agent_running(display: Display, *args: str, state_file: Path,
         await agent.kill()
 
 
-@contextlib.asynccontextmanager
-async def live_broker_with_clock(data_dir: Path, clock: Clock | None = None,
-                                 **overrides: Any) -> AsyncIterator[LiveBroker]:
-    """A broker on a loopback port (like browser_support.live_broker), with a clock."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    base_url = f"http://127.0.0.1:{port}"
-    settings = Settings(data_dir=data_dir, port=port, public_url=base_url, **overrides)
-    app = create_app(settings, clock=clock)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
-    try:
-        await runner.setup()
-        await web.SockSite(runner, sock).start()
-        yield LiveBroker(app, base_url)
-    finally:
-        await runner.cleanup()
-        sock.close()
+def live_broker_with_clock(data_dir: Path, clock: Clock | None = None,
+                           **overrides: Any) -> contextlib.AbstractAsyncContextManager[LiveBroker]:
+    """browser_support.live_broker with the clock as a positional argument."""
+    return live_broker(data_dir, clock=clock, **overrides)
 
 
 class Viewer(AiortcPeer):

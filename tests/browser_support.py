@@ -11,7 +11,7 @@ import dataclasses
 import os
 import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from broker.clock import Clock
 from broker.core import Broker
+from broker.sessions import Actor
 from broker.settings import Settings
 from broker.technicians import Technician
 from web import create_app
@@ -31,7 +33,10 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
 PASSWORD = "correct horse battery"
 KEY_PATTERN = re.compile(r"^\d{3} \d{3} \d{3}$")
-TIMEOUT_MS = 5000
+# Each action and assertion of a page waits this long at most (a passing test rarely waits
+# at all). 5 s was too short on a loaded CI machine: a click whose navigation went through
+# the Node OIDC provider, and a file chooser, each took longer once.
+TIMEOUT_MS = 10_000
 
 
 def require_chromium() -> None:
@@ -65,14 +70,17 @@ class LiveBroker:
 
 
 @asynccontextmanager
-async def live_broker(data_dir: Path, **overrides: Any) -> AsyncIterator[LiveBroker]:
+async def live_broker(data_dir: Path, *, clock: Clock | None = None, host: str = "127.0.0.1",
+                      **overrides: Any) -> AsyncIterator[LiveBroker]:
+    """`host`: the name the pages are opened at (passkeys need a domain name such as
+    localhost; the broker listens on 127.0.0.1 either way)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"http://{host}:{port}"
     settings = Settings(data_dir=data_dir, port=port, public_url=base_url, **overrides)
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
     try:
         await runner.setup()
@@ -106,7 +114,13 @@ class People:
         context = await self.browser.new_context(**options)
         self.contexts.append(context)
         context.set_default_timeout(TIMEOUT_MS)
-        page = await context.new_page()
+        return await self._watched(await context.new_page())
+
+    async def another_tab(self, page: Any) -> Any:
+        """A new tab of the same browser as `page`: its cookies, a sessionStorage of its own."""
+        return await self._watched(await page.context.new_page())
+
+    async def _watched(self, page: Any) -> Any:
         page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
         page.on("console", self._console)
         return page
@@ -118,7 +132,7 @@ class People:
 
     def assert_clean(self) -> None:
         """No script errors and no Content-Security-Policy violations on any page."""
-        assert self.problems == []
+        assert self.problems == [], self.problems
 
     async def close(self) -> None:
         for context in self.contexts:
@@ -147,6 +161,7 @@ async def people() -> AsyncIterator[People]:
 def expect(target: Any) -> Any:
     from playwright.async_api import expect as playwright_expect
 
+    playwright_expect.set_options(timeout=TIMEOUT_MS)
     return playwright_expect(target)
 
 
@@ -155,7 +170,9 @@ async def add_technician(live: LiveBroker, name: str, email: str = "alice@exampl
     return await live.broker.technicians.add(email, name, PASSWORD)
 
 
-async def log_in(page: Any, live: LiveBroker, email: str, *, shot: str | None = None) -> None:
+async def log_in(page: Any, live: LiveBroker, email: str, *, shot: str | None = None,
+                 empty: bool = True) -> None:
+    """Log in through the login page; with `empty`, wait for the (empty) Waiting list."""
     await page.goto(live.url("/login"))
     await expect(page.get_by_role("heading", name="Technician login")).to_be_visible()
     if shot:
@@ -164,7 +181,8 @@ async def log_in(page: Any, live: LiveBroker, email: str, *, shot: str | None = 
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Log in").click()
     await expect(page).to_have_url(live.url("/dashboard"))
-    await expect(page.locator("#list-waiting")).to_contain_text("None")
+    if empty:
+        await expect(page.locator("#list-waiting")).to_contain_text("None")
 
 
 async def start_session(page: Any) -> tuple[str, Any]:
@@ -187,6 +205,14 @@ async def say(composer_area: Any, text: str) -> None:
     await expect(composer_area).to_have_value("")
 
 
+async def confirm(page: Any, button: str) -> None:
+    """Answer the dashboard's question (End session, Revoke key) with its button."""
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_role("button", name=button, exact=True).click()
+    await expect(dialog).to_be_hidden()
+
+
 def message(messages: Any, text: str) -> Any:
     return messages.locator(".msg .text", has_text=text)
 
@@ -198,3 +224,30 @@ async def live(tmp_path: Path) -> AsyncIterator[LiveBroker]:
     # A roomy chat allowance: some tests write dozens of lines at once through the API.
     async with live_broker(tmp_path / "data", chat_burst=100) as broker:
         yield broker
+
+
+Console = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def console(live: LiveBroker, people: People) -> Console:
+    """Opens the dashboard of a technician added before, logged in from a browser of
+    their own: `dash = await console("alice@example.com")`; page options (viewport,
+    locale) as for `People.page`; `empty=False` for one whose Waiting list is not."""
+    async def open_dashboard(email: str, *, empty: bool = True, **page_options: Any) -> Any:
+        page = await people.page(**page_options)
+        await log_in(page, live, email, empty=empty)
+        return page
+    return open_dashboard
+
+
+async def joined_by(live: LiveBroker, pane: Any, name: str | None, *,
+                    wait: bool = True) -> Actor:
+    """The end user joins with the key the pane shows, through the API (these tests are
+    about the dashboard); returns their actor, to write as them. With `wait`, until the
+    pane says they are connected."""
+    key = await pane.locator('[data-role="key"]').inner_text()
+    actor = (await live.broker.sessions.redeem(code=key, token=None, name=name)).actor
+    if wait:
+        await expect(pane.locator('[data-role="state"]')).to_contain_text("Connected with")
+    return actor

@@ -37,11 +37,27 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def database_url() -> AsyncIterator[str]:
-    """Where a test's broker keeps its data: "" (SQLite in its data directory) or, when
-    BROKER_TEST_DATABASE_URL names a PostgreSQL database, a schema of its own there.
+    """Where a test's broker keeps its data (see database_for_tests)."""
+    async with database_for_tests() as url:
+        yield url
 
-    Each test gets a new role with a schema of the same name, which PostgreSQL's default
-    search_path ("$user", public) puts first; both are dropped afterwards."""
+
+@pytest.fixture
+def aiohttp_client(database_url: str, aiohttp_client: Any) -> Any:
+    """pytest-aiohttp's, set up after the test's database, so that every broker it served
+    stops (and writes what it writes at its close, such as the audit log's last counts)
+    before that database is dropped, whatever order a fixture names them in."""
+    return aiohttp_client
+
+
+@contextlib.asynccontextmanager
+async def database_for_tests() -> AsyncIterator[str]:
+    """"" (SQLite in the broker's data directory) or, when BROKER_TEST_DATABASE_URL names
+    a PostgreSQL database, a schema of its own there.
+
+    Each user (a test, or a module's broker) gets a new role with a schema of the same
+    name, which PostgreSQL's default search_path ("$user", public) puts first; both are
+    dropped afterwards."""
     base = os.environ.get("BROKER_TEST_DATABASE_URL", "")
     if not base or _in_private_network():
         # The media and agent tests run in a network namespace with only loopback
@@ -119,7 +135,9 @@ class Tech:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Settings, clock: FakeClock) -> TestClient:
+async def client(settings: Settings, clock: FakeClock, aiohttp_client: Any) -> TestClient:
+    # aiohttp_client last: set up after the database, it stops the broker before the
+    # database's schema is dropped (fixtures are torn down in reverse).
     return await aiohttp_client(create_app(settings, clock=clock))
 
 

@@ -9,18 +9,41 @@ import base64
 import hashlib
 import os
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import av
 import pytest
 from aiohttp import ClientSession, web
 
 from agent import autostart, transfer
 from agent.adapt import Adapter, Limits, Sample
-from agent.capture import STAMP_BITS, STAMP_CELL, Monitor, draw_stamp, scaled
-from agent.control import ControlSession, InputRefused, RecordingInjector, parse_event
+from agent.capture import (
+    CLOCK_RATE,
+    STAMP_BITS,
+    STAMP_CELL,
+    Monitor,
+    ScreenTrack,
+    draw_stamp,
+    scaled,
+)
+from agent.control import (
+    PYNPUT_KEYS,
+    X_KEYSYMS,
+    ControlSession,
+    InputRefused,
+    RecordingInjector,
+    parse_event,
+)
 from agent.state import ResumeState, StateError, StateStore
 from agent.target import TargetError, parse_target
 from agent.ui import TerminalUI
+from broker.errors import ProtocolError
+from broker.protocol import decode_from_broker
+from broker.protocol.channel import NAMED_KEYS, Ack, Refused
+from broker.protocol.rtc import RtcAnswer, RtcConfig
 
 SCREEN = Monitor(1, 1920, 0, 1280, 720)  # a second monitor, right of a 1920 px one
 
@@ -44,6 +67,44 @@ def test_join_links_agent_links_and_keys_are_told_apart() -> None:
     for bad in ("https://support.example.com/s/abc", "ftp://x/j/" + token, "hello", ""):
         with pytest.raises(TargetError):
             parse_target(bad)
+
+
+# -- what the agent needs of the broker's package -----------------------------------------------
+
+def test_the_agent_imports_only_the_protocol_of_the_broker() -> None:
+    """The agent extra stays small: no SQLAlchemy, no aiohttp server, and of the broker's
+    package only the wire protocol and what it stands on."""
+    probe = ("import sys, pkgutil, importlib, agent; "
+             "[importlib.import_module('agent.' + m.name) for m in pkgutil.iter_modules("
+             "agent.__path__) if m.name != '__main__']; "
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith(("
+             "'sqlalchemy', 'aiohttp.web', 'broker')))))")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True,  # noqa: S603
+                          text=True, check=True)
+    loaded = done.stdout.split()
+    allowed = ("broker.protocol", "broker.credentials", "broker.errors", "broker.inputs")
+    assert "broker.protocol.channel" in loaded
+    assert [m for m in loaded if m != "broker" and not m.startswith(allowed)] == [], loaded
+
+
+# -- frames from the broker ------------------------------------------------------------------
+
+def test_the_agent_reads_the_brokers_frames_and_the_signaling_it_relays() -> None:
+    config = decode_from_broker(
+        '{"type":"rtc.config","id":"s1","ice_servers":[{"urls":["turn:t"],"username":"u",'
+        '"credential":"c"}],"ice_transport_policy":"relay","expires_at":null}')
+    assert config == RtcConfig("s1", [{"urls": ["turn:t"], "username": "u", "credential": "c"}],
+                               "relay", None)
+    relayed = decode_from_broker('{"type":"rtc.answer","id":"s1","sdp":"v=0","from":"x"}')
+    assert relayed == RtcAnswer("s1", "v=0")
+    for raw, code in (('{"type":"hello","token":null}', "unknown_type"),  # a client's only
+                      ('{"type":"welcome.v9"}', "unknown_type"),
+                      ('{"type":"rtc.config","id":"s1","ice_servers":{}}', "bad_message"),
+                      ('["type"]', "bad_message")):
+        with pytest.raises(ProtocolError) as refused:
+            decode_from_broker(raw)
+        assert refused.value.code == code, raw
 
 
 # -- the resume credential ----------------------------------------------------------------
@@ -125,25 +186,29 @@ def test_events_are_checked_before_they_reach_the_input_system() -> None:
             with pytest.raises(InputRefused) as refused:
                 parse_event(event, SCREEN)
             assert refused.value.code == code, event
+    # Every named key the channel carries is one the agent can press, on X11 and elsewhere.
+    assert set(PYNPUT_KEYS) == set(X_KEYSYMS) == set(NAMED_KEYS)
 
 
 def test_control_injects_only_while_granted_within_limits_and_lets_go() -> None:
     now = [0.0]
     injector = RecordingInjector()
     control = ControlSession(injector, SCREEN, rate=10, burst=5, now=lambda: now[0])
-    assert control.handle({"t": "move", "x": 1, "y": 1})["code"] == "not_granted"
+    assert control.handle({"t": "move", "x": 1, "y": 1}) == Refused(
+        "not_granted", "Remote control is not granted.")
     assert injector.events == []
     control.grant()
     assert control.handle({"t": "down", "x": 10, "y": 20, "b": "left"}) is None
     assert control.handle({"t": "key", "k": "Shift", "down": True}) is None
-    assert control.handle({"t": "key", "k": "a", "down": True, "n": 4})["n"] == 4
+    acked = control.handle({"t": "key", "k": "a", "down": True, "n": 4})
+    assert isinstance(acked, Ack) and acked.n == 4
     # Absolute coordinates: the monitor sits at x = 1920.
     assert injector.events[:2] == [("move", 1930, 20), ("button", "left", True)]
     assert control.cursor() == (10, 20)
     for _ in range(2):
         control.handle({"t": "move", "x": 2, "y": 2})
     answer = control.handle({"t": "move", "x": 3, "y": 3})
-    assert answer is not None and answer["code"] == "rate_limited"
+    assert isinstance(answer, Refused) and answer.code == "rate_limited"
     now[0] += 0.2  # two more tokens
     assert control.handle({"t": "move", "x": 4, "y": 4}) is None
     control.revoke()
@@ -151,7 +216,8 @@ def test_control_injects_only_while_granted_within_limits_and_lets_go() -> None:
     assert released == {("key", "Shift", False), ("key", "a", False),
                         ("button", "left", False)}
     count = len(injector.events)
-    assert control.handle({"t": "move", "x": 5, "y": 5})["code"] == "not_granted"
+    refused = control.handle({"t": "move", "x": 5, "y": 5, "n": 9})
+    assert isinstance(refused, Refused) and (refused.code, refused.n) == ("not_granted", 9)
     assert len(injector.events) == count
     assert control.refused >= 3 and control.injected == 6
 
@@ -169,6 +235,66 @@ def test_the_benchmark_stamp_reads_back_and_frames_keep_even_sizes() -> None:
     assert scaled(1920, 1080, 1280) == (1280, 720)
     assert scaled(1366, 768, 1920) == (1366, 768)
     assert scaled(1001, 601, 640) == (640, 384)
+
+
+class ChangingScreen:
+    """A frame source whose picture changes at given times (seconds after it opens) and
+    that, like a Wayland screen cast, knows when it did."""
+
+    def __init__(self, changes: list[float]) -> None:
+        self.monitor = Monitor(1, 0, 0, 64, 48)
+        self.opened = time.monotonic()
+        self.changes = changes
+        self.handed = 0  # the newest picture handed out
+        self.fresh_at = float("-inf")
+        self.pictures = [av.VideoFrame(64, 48, "yuv420p") for _ in range(len(changes) + 1)]
+
+    def arrived(self) -> int:
+        return sum(1 for c in self.changes if self.opened + c <= time.monotonic())
+
+    async def news(self, until: float, gap: float) -> bool:
+        while time.monotonic() < until:
+            if time.monotonic() >= self.fresh_at + gap and self.arrived() > self.handed:
+                return True
+            await asyncio.sleep(0.002)
+        return False
+
+    async def frame(self, width: int) -> av.VideoFrame:
+        if self.arrived() > self.handed:
+            self.handed, self.fresh_at = self.arrived(), time.monotonic()
+        return self.pictures[self.handed]
+
+    def close(self) -> None:
+        pass
+
+
+async def sent(screen: ChangingScreen, seconds: float) -> list[tuple[float, int]]:
+    """(seconds after the first frame, picture number) of each frame a 5 fps track sends."""
+    track = ScreenTrack(screen, Limits(max_fps=5, min_fps=5), window=60)
+    out = []
+    try:
+        while not out or out[-1][0] < seconds:
+            frame = await track.recv()
+            out.append((frame.pts / CLOCK_RATE, screen.pictures.index(frame)))
+    finally:
+        track.stop()
+    return out
+
+
+async def test_a_new_picture_goes_out_as_it_comes_at_most_one_a_frame_period() -> None:
+    # A still screen repeats its picture at the frame rate (every 0.2 s); the change at
+    # 0.5 s goes out at once, not at the next tick (0.6 s), and the ticks go on from it.
+    frames = await sent(ChangingScreen([0.5]), 1.2)
+    first_new = next(at for at, picture in frames if picture == 1)
+    assert 0.5 <= first_new < 0.58, frames
+    assert [picture for at, picture in frames if at < 0.5] == [0, 0, 0], frames
+    gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:], strict=False)]
+    assert min(gaps) >= 0.09, frames  # one early frame beside a tick, never a burst
+    # A screen that changes every 40 ms still gets 5 frames a second, not 25 (after the
+    # first change, which goes out at once after the still first picture).
+    busy = await sent(ChangingScreen([0.04 * i for i in range(1, 40)]), 1.2)
+    assert len(busy) <= 8, busy
+    assert all(b[0] - a[0] >= 0.19 for a, b in zip(busy[1:], busy[2:], strict=False)), busy
 
 
 # -- autostart --------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Every endpoint checks that the caller belongs to the session, and leaks nothing if not."""
+"""Every endpoint checks that the caller belongs to the session, and leaks nothing if not.
+
+tests/test_route_matrix.py walks every route with every kind of credential; these are the
+cases it does not cover: malformed credentials, unknown sessions, listings, the sockets'
+auth phase, cookies, CSRF and origins."""
 
 from __future__ import annotations
 
@@ -21,8 +25,6 @@ ENDPOINTS = [
     ("POST", "/api/v1/sessions/{id}/revoke"),
     ("GET", "/api/v1/sessions/{id}/transcript"),
 ]
-TECHNICIAN_ONLY = {"/api/v1/sessions/{id}/end", "/api/v1/sessions/{id}/revoke",
-                   "/api/v1/sessions/{id}/transcript"}
 
 
 @pytest.fixture
@@ -62,38 +64,10 @@ async def test_no_credential(client: TestClient, scene: dict[str, Any], method: 
 
 
 @pytest.mark.parametrize("method, path", ENDPOINTS)
-async def test_other_technician_is_forbidden(client: TestClient, scene: dict[str, Any],
-                                             method: str, path: str) -> None:
-    status, body = await _call(client, method, path, scene["id"], scene["bob"].auth)
-    assert status == 403
-    assert SECRET_TEXT not in body
-
-
-@pytest.mark.parametrize("method, path", ENDPOINTS)
-async def test_participant_of_other_session_is_forbidden(
-        client: TestClient, scene: dict[str, Any], method: str, path: str) -> None:
-    headers = {"Authorization": f"Bearer {scene['other_participant']}"}
-    status, body = await _call(client, method, path, scene["id"], headers)
-    assert status == 403
-    assert SECRET_TEXT not in body
-
-
-@pytest.mark.parametrize("method, path", ENDPOINTS)
 async def test_unknown_session(client: TestClient, scene: dict[str, Any], method: str,
                                path: str) -> None:
     status, _ = await _call(client, method, path, "no-such-session", scene["alice"].auth)
     assert status == 404
-
-
-async def test_own_participant_reads_but_cannot_end(client: TestClient,
-                                                    scene: dict[str, Any]) -> None:
-    headers = {"Authorization": f"Bearer {scene['participant']}"}
-    for method, path in ENDPOINTS:
-        status, body = await _call(client, method, path, scene["id"], headers)
-        if path in TECHNICIAN_ONLY:
-            assert status == 403, path
-        else:
-            assert status in (200, 201), (path, body)
 
 
 async def test_admin_sees_every_session(client: TestClient, scene: dict[str, Any]) -> None:

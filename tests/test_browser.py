@@ -17,9 +17,11 @@ from broker.keys import format_code
 from .browser_support import (
     KEY_PATTERN,
     PASSWORD,
+    Console,
     LiveBroker,
     People,
     add_technician,
+    confirm,
     expect,
     log_in,
     message,
@@ -27,6 +29,7 @@ from .browser_support import (
     screenshot,
     start_session,
 )
+from .browser_support import console as console  # noqa: F401 - a fixture
 from .browser_support import live as live  # noqa: F401 - a fixture
 from .browser_support import people as people  # noqa: F401 - a fixture
 
@@ -105,6 +108,7 @@ async def test_technician_and_end_user_chat_until_the_technician_ends_it(
     await screenshot(user, "04-enduser-chat")
 
     await pane.get_by_role("button", name="End session").click()
+    await confirm(dash, "End session")
     await expect(user.locator("#ended-banner")).to_be_visible()
     await expect(user.locator("#ended-banner")).to_contain_text("This session has ended")
     await expect(user.locator("#composer")).to_be_hidden()
@@ -166,11 +170,10 @@ async def test_end_user_types_the_key_at_join_and_a_used_link_says_so(
 
 
 async def test_chat_text_is_text_and_urls_are_links_also_on_a_phone(
-        live: LiveBroker, people: People) -> None:
+        live: LiveBroker, people: People, console: Console) -> None:
     long_name = "Maximiliane Alexandra Konstantinopoulou-Wittelsbach"
     await add_technician(live, long_name, "max@example.com")
-    dash = await people.page()
-    await log_in(dash, live, "max@example.com")
+    dash = await console("max@example.com")
     session_id, pane = await start_session(dash)
     key = await pane.locator('[data-role="key"]').inner_text()
 
@@ -228,10 +231,9 @@ async def test_chat_text_is_text_and_urls_are_links_also_on_a_phone(
 
 
 async def test_an_ended_session_reopens_from_the_ended_list_with_its_transcript(
-        live: LiveBroker, people: People) -> None:
+        live: LiveBroker, people: People, console: Console) -> None:
     await add_technician(live, "Dana Scully", "dana@example.com")
-    dash = await people.page()
-    await log_in(dash, live, "dana@example.com")
+    dash = await console("dana@example.com")
     session_id, pane = await start_session(dash)
     key = await pane.locator('[data-role="key"]').inner_text()
 
@@ -246,10 +248,13 @@ async def test_an_ended_session_reopens_from_the_ended_list_with_its_transcript(
     await sessions.post_message(session_id, redemption.actor, "That fixed it, thanks!", "c2")
     await expect(message(pane.locator('[data-role="messages"]'), "fixed it")).to_be_visible()
     await pane.get_by_role("button", name="End session").click()
+    await confirm(dash, "End session")
     await expect(pane.locator('[data-role="state"]')).to_have_text(re.compile("^Ended"))
 
-    # Later: a fresh dashboard, the session in the Ended list, opened again.
-    await dash.reload()
+    # Later: a fresh dashboard (a new browser tab: a reload would reopen the tab), the
+    # session in the Ended list, opened again.
+    dash = await people.another_tab(dash)
+    await dash.goto(live.url("/dashboard"))
     await expect(dash.locator("#empty-state")).to_be_visible()
     item = dash.locator(f'#list-ended [data-session-id="{session_id}"]')
     await expect(item).to_contain_text("Fox")
@@ -267,8 +272,8 @@ async def test_an_ended_session_reopens_from_the_ended_list_with_its_transcript(
     await expect(reopened.locator('[data-role="state"]')).to_have_text(re.compile("^Ended"))
     await expect(reopened.locator('[data-role="composer"]')).to_be_hidden()
     await expect(reopened.locator('[data-role="key-block"]')).to_be_hidden()
-    await expect(reopened.get_by_role("link", name="text")).to_have_attribute(
-        "href", f"/api/v1/sessions/{session_id}/transcript?format=text")
+    await expect(reopened.get_by_role("link", name="Transcript")).to_have_attribute(
+        "href", f"/sessions/{session_id}/transcript")
     await expect(item).to_have_class(re.compile("current"))
     await screenshot(dash, "11-dashboard-ended-transcript")
 
@@ -280,10 +285,9 @@ async def test_an_ended_session_reopens_from_the_ended_list_with_its_transcript(
 
 
 async def test_revoking_a_waiting_key_ends_the_session_and_its_link(
-        live: LiveBroker, people: People) -> None:
+        live: LiveBroker, people: People, console: Console) -> None:
     await add_technician(live, "Erin Admin-on-a-phone", "erin@example.com")
-    dash = await people.page(viewport=MOBILE)
-    await log_in(dash, live, "erin@example.com")
+    dash = await console("erin@example.com", viewport=MOBILE)
     session_id, pane = await start_session(dash)
     link = await pane.locator('[data-role="join-url"]').input_value()
     await expect(dash.locator(f'#list-waiting [data-session-id="{session_id}"]')).to_have_text(
@@ -292,6 +296,7 @@ async def test_revoking_a_waiting_key_ends_the_session_and_its_link(
     await assert_fits_width(dash)
 
     await pane.get_by_role("button", name="Revoke key").click()
+    await confirm(dash, "Revoke key")
     await expect(pane.locator('[data-role="state"]')).to_have_text("Ended: key withdrawn")
     await expect(pane.locator('[data-role="key-row"]')).to_be_hidden()
     await expect(dash.locator(f'#list-ended [data-session-id="{session_id}"]')).to_be_visible()
@@ -332,6 +337,7 @@ async def test_the_pages_speak_the_browsers_language(live: LiveBroker, people: P
     await expect(pane.locator('[data-role="state"]')).to_have_text(re.compile("^Verbunden mit "))
     await screenshot(dash, "13-dashboard-de")
     await pane.get_by_role("button", name="Sitzung beenden").click()
+    await confirm(dash, "Sitzung beenden")
     await expect(user.locator("#status")).to_have_text("Sitzung beendet")
     await expect(user.locator("#ended-banner")).to_be_visible()
     await screenshot(user, "14-enduser-ended-de")

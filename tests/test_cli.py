@@ -12,7 +12,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from broker.errors import InvalidInput
+from broker.cli import main
+from broker.core import Broker
+from broker.errors import BrokerError, InvalidInput
 from broker.settings import Settings
 
 CLI = [sys.executable, "-m", "broker"]
@@ -45,10 +47,79 @@ async def test_technician_add_and_token(tmp_path: Path) -> None:
     code, out, err = await _run("technician", "add", "--email", "b@example.com",
                                 "--name", "B", env=env, stdin="short\n")
     assert code == 1 and "at least 8" in err
-    code, out, _ = await _run("token", "create", "--email", "ana@example.com", env=env)
+    code, out, err = await _run("token", "create", "--email", "ana@example.com", env=env)
     assert code == 0 and re.fullmatch(r"sbt_[A-Za-z0-9_-]{40,}\n", out)
+    assert "every scope" in err  # as before scopes existed
     code, _, err = await _run("token", "create", "--email", "nobody@example.com", env=env)
     assert code == 1 and "No technician" in err and "Traceback" not in err
+
+
+def test_scoped_tokens_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """In this process (main() as the console script calls it): a process each is slow."""
+    for name in [k for k in os.environ if k.startswith("BROKER_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("BROKER_DATA_DIR", str(tmp_path))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    asyncio.run(_add_technician(tmp_path))
+    code, out, err = run("token", "create", "--email", "ana@example.com", "--scope",
+                         "sessions:read,deliveries", "--expires", "2099-01-31", "--name", "Desk")
+    assert code == 0 and re.fullmatch(r"sbt_[A-Za-z0-9_-]{40,}\n", out) and not err, err
+    code, out, err = run("token", "list", "--email", "ana@example.com")
+    assert out.split("\t") == ["1", "ana@example.com", "Desk", "sessions:read,deliveries",
+                                "expires 2099-01-31T00:00:00+00:00", "used never\n"]
+    code, out, err = run("token", "revoke", "1")
+    assert code == 0 and "Revoked token 1 (Desk)" in out, err
+    code, out, err = run("token", "list")
+    assert code == 0 and out == "", err
+    code, _, err = run("token", "revoke", "1")
+    assert code == 1 and "No such API token" in err
+    for bad, says in ((["--scope", "everything"], "not a scope"),
+                      (["--scope", "admin", "--expires", "soon"], "no expiry"),
+                      (["--scope", "admin", "--expires", "2001-01-01"], "future")):
+        code, _, err = run("token", "create", "--email", "ana@example.com", *bad)
+        assert code == 1 and says in err, err
+
+
+def test_reset_password_is_the_emergency_way_in(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A one-time password from the command line: it logs in (once it must be replaced),
+    the old password no longer does."""
+    for name in [k for k in os.environ if k.startswith("BROKER_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("BROKER_DATA_DIR", str(tmp_path))
+    asyncio.run(_add_technician(tmp_path))
+    assert main(["technician", "reset-password", "--email", "ana@example.com"]) == 0
+    printed = capsys.readouterr().out
+    password = re.search(r"ana@example.com: (\S+)", printed)
+    assert password, printed
+
+    async def log_in(secret: str) -> bool:
+        core = await Broker.open(Settings(data_dir=tmp_path))
+        try:
+            technician = await core.technicians.login("ana@example.com", secret)
+            return technician.must_change_password
+        except BrokerError:
+            return False
+        finally:
+            await core.close()
+
+    assert asyncio.run(log_in(password.group(1))) is True
+    assert asyncio.run(log_in("s3cret-password")) is False
+
+
+async def _add_technician(data_dir: Path) -> None:
+    core = await Broker.open(Settings(data_dir=data_dir))
+    try:
+        await core.technicians.add("ana@example.com", "Ana", "s3cret-password")
+    finally:
+        await core.close()
 
 
 def _free_port() -> int:
@@ -92,7 +163,24 @@ async def test_serve_creates_admin_and_serves(tmp_path: Path) -> None:
                     "email": "admin@localhost", "password": password,
                     "_csrf": csrf.group(1)}) as response:
                 assert response.status == 303
+                # The printed password is a one-time password: choose your own first.
+                assert response.headers["Location"] == "/password"
+            async with http.get(f"http://127.0.0.1:{port}/dashboard",
+                                allow_redirects=False) as response:
+                assert response.status == 303
+                assert response.headers["Location"] == "/password"
+            async with http.get(f"http://127.0.0.1:{port}/password") as response:
+                csrf = re.search(r'name="_csrf" value="([^"]+)"', await response.text())
+                assert csrf
+            async with http.post(f"http://127.0.0.1:{port}/password", allow_redirects=False,
+                                 data={"current": password, "new": "my own password",
+                                       "repeat": "my own password",
+                                       "_csrf": csrf.group(1)}) as response:
+                assert response.status == 303
                 assert response.headers["Location"] == "/dashboard"
+            async with http.get(f"http://127.0.0.1:{port}/dashboard",
+                                allow_redirects=False) as response:
+                assert response.status == 200
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 30)

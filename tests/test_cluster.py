@@ -2,7 +2,7 @@
 routing: a technician on one node and the end user on the other chat, see each other's
 presence and hand over; a key redeemed at both at once is redeemed once; a node killed
 with SIGKILL loses nothing (its end users resume on the other node); Redis restarting
-mid-session loses no message; a screen share works with its two peers on different nodes.
+mid-session loses no message. A screen share across nodes: test_cluster_rtc.py.
 See tests/cluster.py for how the nodes are run."""
 
 from __future__ import annotations
@@ -11,128 +11,21 @@ import asyncio
 import random
 import re
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from .chaos import ChaosParticipant, midway
-from .cluster import TECH_PASSWORD, Node, RedisServer, cluster
-from .netns import NetnsUnavailable, loopback_only
-from .rtc_peer import AiortcPeer
-from .rtc_support import must_run
+from .cluster import RedisServer, cluster
+from .cluster_support import (
+    Socket,
+    _csrf,
+    _dashboard,
+    _get,
+    _next_of,
+    _post,
+    _start_and_join,
+)
 from .test_chaos import _transcript, _verify
-
-
-async def _post(http: aiohttp.ClientSession, url: str, token: str | None = None,
-                **body: Any) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.post(url, json=body, headers=headers) as response:
-        return response.status, await response.json()
-
-
-class Socket:
-    """A session socket that keeps every frame it gets, by type."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.events: dict[int, dict[str, Any]] = {}
-        self.frames: list[dict[str, Any]] = []
-        self.reader: asyncio.Task[None] | None = None
-        self.closed = asyncio.Event()
-
-    @classmethod
-    async def open(cls, http: aiohttp.ClientSession, node: Node, session_id: str,
-                   token: str) -> Socket:
-        ws = await http.ws_connect(f"{node.base}/api/v1/sessions/{session_id}/ws")
-        await ws.send_json({"type": "hello", "token": token, "after": 0})
-        socket = cls(ws)
-        socket.reader = asyncio.create_task(socket._read())
-        await socket.wait(lambda f: f["type"] == "synced")
-        return socket
-
-    async def _read(self) -> None:
-        async for message in self.ws:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                break
-            frame = message.json()
-            self.frames.append(frame)
-            if frame["type"] == "event":
-                seq = frame["event"]["seq"]
-                assert seq not in self.events, f"event {seq} twice"
-                assert not self.events or seq == max(self.events) + 1, (
-                    f"event {seq} after {max(self.events)}: out of order or a gap")
-                self.events[seq] = frame["event"]
-        self.closed.set()
-
-    async def wait(self, test: Any, seconds: float = 15) -> dict[str, Any]:
-        async with asyncio.timeout(seconds):
-            seen = 0
-            while True:
-                for frame in self.frames[seen:]:
-                    if test(frame):
-                        return frame
-                seen = len(self.frames)
-                await asyncio.sleep(0.01)
-
-    async def event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        frame = await self.wait(lambda f: f["type"] == "event" and f["event"]["type"] == kind
-                                and all(f["event"].get(k) == v for k, v in fields.items()))
-        return dict(frame["event"])
-
-    async def presence(self, technician: bool, end_user: bool) -> None:
-        await self.wait(lambda f: f == {"type": "presence", "technician": technician,
-                                        "end_user": end_user})
-
-    async def say(self, text: str, client_id: str) -> None:
-        await self.ws.send_json({"type": "chat.send", "id": client_id, "text": text})
-
-    async def close(self) -> None:
-        await self.ws.close()
-        if self.reader is not None:
-            await self.reader
-
-
-async def _start_and_join(http: aiohttp.ClientSession, at: Node, join_at: Node,
-                          token: str, name: str = "Dana") -> tuple[str, str]:
-    status, started = await _post(http, f"{at.base}/api/v1/sessions", token)
-    assert status == 201, started
-    status, joined = await _post(http, f"{join_at.base}/api/v1/join", key=started["key"],
-                                 name=name)
-    assert status == 200, joined
-    return started["session_id"], joined["participant_token"]
-
-
-async def _dashboard(node: Node, email: str) -> tuple[aiohttp.ClientSession,
-                                                      aiohttp.ClientWebSocketResponse]:
-    """A technician's browser: logged in through the form at `node`, dashboard socket open."""
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    status, _ = await _log_in(http, node, email, TECH_PASSWORD)
-    assert status == 303
-    ws = await http.ws_connect(f"{node.base}/api/v1/technician/ws",
-                               headers={"Origin": node.base})
-    return http, ws
-
-
-async def _log_in(http: aiohttp.ClientSession, node: Node, email: str, password: str,
-                  headers: dict[str, str] | None = None) -> tuple[int, str | None]:
-    """The login form at `node`, filled in; the status and Retry-After."""
-    async with http.get(f"{node.base}/login") as page:
-        csrf = re.search(r'name="_csrf" value="([^"]+)"', await page.text())
-    assert csrf
-    async with http.post(f"{node.base}/login", data={
-            "email": email, "password": password, "_csrf": csrf.group(1)},
-            headers=headers, allow_redirects=False) as response:
-        await response.read()
-        return response.status, response.headers.get("Retry-After")
-
-
-async def _next_of(ws: aiohttp.ClientWebSocketResponse, kind: str,
-                   seconds: float = 15) -> dict[str, Any]:
-    async with asyncio.timeout(seconds):
-        while True:
-            frame = dict(await ws.receive_json())
-            if frame["type"] == kind:
-                return frame
 
 
 async def test_chat_presence_and_handoff_across_nodes(tmp_path: Path) -> None:
@@ -195,18 +88,6 @@ async def test_chat_presence_and_handoff_across_nodes(tmp_path: Path) -> None:
             await bob_dashboard.close()
             await bob_http.close()
         await user.close()
-
-
-async def _get(http: aiohttp.ClientSession, url: str, token: str) -> tuple[int, Any]:
-    async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
-        return response.status, await response.json()
-
-
-async def _csrf(http: aiohttp.ClientSession, node: Node) -> str:
-    async with http.get(f"{node.base}/dashboard") as page:
-        match = re.search(r'data-csrf="([^"]+)"', await page.text())
-    assert match
-    return match.group(1)
 
 
 async def test_the_same_key_redeemed_at_both_nodes_at_once_is_redeemed_once(
@@ -343,166 +224,3 @@ async def test_a_cluster_node_restarted_gives_only_its_own_end_users_a_window(
         await user_one.close()
         await user_two.close()
 
-
-async def _rtc_peer(http: aiohttp.ClientSession, node: Node, session_id: str, token: str,
-                    share_id: str, *, sharer: bool, offer_early: bool = False
-                    ) -> tuple[AiortcPeer, str]:
-    """An aiortc peer on a session socket at `node`, synced; and its sender name."""
-    ws = await http.ws_connect(f"{node.base}/api/v1/sessions/{session_id}/ws")
-    await ws.send_json({"type": "hello", "token": token, "after": 0})
-    peer = AiortcPeer(ws, share_id, sharer=sharer, offer_early=offer_early)
-    welcome = await peer.next("welcome")
-    await peer.next("synced")
-    return peer, str(welcome["you"]["sender"])
-
-
-async def _until_pong(peer: AiortcPeer) -> list[dict[str, Any]]:
-    """What reaches the peer until the answer to a ping: the broker has handled all that
-    the peer sent before."""
-    await peer.send("ping")
-    frames = []
-    for _ in range(1000):
-        frame = await peer.next()
-        if frame["type"] == "pong":
-            return frames
-        frames.append(frame)
-    raise AssertionError(f"no pong among {frames[-5:]}")
-
-
-async def _offered(peer: AiortcPeer) -> None:
-    """Until the peer has sent its offer, and the broker has handled it."""
-    async with asyncio.timeout(10):
-        while peer.offers == 0:
-            await asyncio.sleep(0.02)
-    await _until_pong(peer)
-
-
-async def test_a_screen_share_with_its_peers_on_two_nodes(tmp_path: Path) -> None:
-    """The technician at node 1 asks for the screen of the end user's agent at node 2 and
-    sees it: consent, start, an offer made before the technician was ready (held for it),
-    answer and candidates across nodes, real video frames, pause and resume, remote
-    control, and a stop sent by both at once, stored once. Then the technician shows their
-    screen to the end user's page at node 2, offering before the page is ready."""
-    async with cluster(tmp_path) as nodes, aiohttp.ClientSession() as http:
-        one, two = nodes.nodes
-        alice = await nodes.technician("alice@example.com", "Alice")
-        session_id, participant = await _start_and_join(http, one, two, alice)
-        status, link = await _post(
-            http, f"{two.base}/api/v1/sessions/{session_id}/agent-link", participant)
-        assert status == 201, link
-        status, admitted = await _post(http, f"{two.base}/api/v1/agent/join",
-                                       link=link["link"])
-        assert status == 200, admitted
-        # Every socket opens before the test enters its loopback-only network namespace
-        # (the nodes, PostgreSQL and Redis are outside it; the peers' media inside).
-        technician, tech_sender = await _rtc_peer(http, one, session_id, alice, "view",
-                                                  sharer=False)
-        agent, agent_sender = await _rtc_peer(http, two, session_id,
-                                              admitted["participant_token"], "view",
-                                              sharer=True, offer_early=True)
-        page, page_sender = await _rtc_peer(http, two, session_id, participant, "show",
-                                            sharer=False)
-        await agent.send("agent.hello", version="0.1.0", platform="Linux")
-        assert (await technician.next_event("agent.connected"))["author"]["sender"] == \
-            agent_sender
-        try:
-            namespace = loopback_only()
-            namespace.__enter__()
-        except (NetnsUnavailable, PermissionError, OSError) as exc:
-            must_run(f"cannot make a network namespace: {exc}")
-        try:
-            try:
-                await _share_across_nodes(technician, agent, page, tech_sender,
-                                          agent_sender, page_sender)
-            finally:
-                for peer in (technician, agent, page):
-                    await peer.close()
-        finally:
-            namespace.__exit__(None, None, None)
-
-        # Each change stored once, in the order it was made, whichever node made it.
-        shares = [(e["type"], e["share_id"])
-                  for e in await _transcript(http, one.base, alice, session_id)
-                  if e["type"].startswith(("share.", "control."))]
-        assert [kind for kind, share in shares if share == "view"] == [
-            "share.requested", "share.consented", "share.started", "share.paused",
-            "share.resumed", "control.requested", "control.granted", "control.stopped",
-            "share.stopped"]
-        assert [kind for kind, share in shares if share == "show"] == [
-            "share.started", "share.stopped"]
-
-
-async def _share_across_nodes(technician: AiortcPeer, agent: AiortcPeer, page: AiortcPeer,
-                              tech_sender: str, agent_sender: str, page_sender: str) -> None:
-    # The agent's share is asked for at node 1; the agent said hello at node 2.
-    await technician.share("share.request", direction="end_user_to_technician",
-                           source="agent")
-    requested = await agent.next_event("share.requested")
-    assert (requested["sharer"], requested["viewer"]) == (agent_sender, tech_sender)
-    await agent.share("share.consent", accept=True)
-    await technician.next_event("share.consented")
-    await agent.share("share.start")
-    await technician.next_event("share.started")
-
-    # The agent offers at once; the technician is not ready yet: the offer waits.
-    await agent.share("rtc.ready")
-    await _offered(agent)
-    await technician.share("rtc.ready")
-    assert (await technician.next("rtc.config"))["id"] == "view"
-    assert (await technician.next("rtc.offer"))["restart"] is False
-    await asyncio.wait_for(technician.got_frame.wait(), 20)
-    await technician.wait_frames(10)
-    assert agent.offers == 1  # the waiting offer was the one: no rtc.peer_ready for another
-    # End-of-candidates both ways (the offer and answer carry aiortc's candidates).
-    await technician.share("rtc.candidate", candidate="", sdp_mid="0", sdp_mline_index=0)
-    assert (await agent.next("rtc.candidate"))["candidate"] == ""
-    await agent.share("rtc.candidate", candidate="", sdp_mid="0", sdp_mline_index=0)
-    assert (await technician.next("rtc.candidate"))["sdp_mid"] == "0"
-
-    # Pause at node 1, resume at node 1 after the agent stopped sending; frames again.
-    await technician.share("share.pause")
-    assert (await agent.next_event("share.paused"))["author"]["sender"] == tech_sender
-    await agent.pause_media(True)
-    await technician.share("share.resume")
-    await agent.next_event("share.resumed")
-    await agent.pause_media(False)
-    await technician.wait_frames(10)
-
-    # Remote control: asked for at node 1, granted at node 2.
-    await technician.share("control.request")
-    assert (await agent.next_event("control.requested"))["control"] == "requested"
-    await agent.share("control.consent", accept=True)
-    assert (await technician.next_event("control.granted"))["author"]["sender"] == \
-        agent_sender
-
-    # Both stop it at the same moment, on their own nodes: it is stopped once.
-    await asyncio.gather(technician.share("share.stop"), agent.share("share.stop"))
-    answers = [await _until_pong(technician), await _until_pong(agent)]
-    refused = [f for frames in answers for f in frames if f["type"] == "error"]
-    assert [(f["code"], f["ref"]) for f in refused] == [("share_ended", "view")], refused
-    for peer, frames in zip((technician, agent), answers, strict=True):
-        if not any(f["type"] == "event" and f["event"]["type"] == "share.stopped"
-                   for f in frames):
-            await peer.next_event("share.stopped")
-    await technician.share("rtc.candidate", candidate="")
-    assert (await technician.next("error"))["code"] == "share_ended"
-
-    # The other way: the technician (node 1) shows their screen and offers before the end
-    # user's page (node 2) is ready; the page gets the offer when it says rtc.ready.
-    await technician.switch("show", sharer=True, offer_early=True)
-    await technician.share("share.request", direction="technician_to_end_user")
-    await technician.share("share.start")
-    started = await page.next_event("share.started")
-    while started["share_id"] != "show":  # the page saw the agent's share go by
-        started = await page.next_event("share.started")
-    assert (started["sharer"], started["viewer"]) == (tech_sender, page_sender)
-    await technician.share("rtc.ready")
-    await _offered(technician)
-    await page.share("rtc.ready")
-    assert (await page.next("rtc.config"))["id"] == "show"
-    await page.next("rtc.offer")
-    await asyncio.wait_for(page.got_frame.wait(), 20)
-    await page.wait_frames(5)
-    assert technician.offers == 1
-    await page.share("share.stop")
-    assert (await technician.next_event("share.stopped"))["author"]["sender"] == page_sender

@@ -1,23 +1,27 @@
 """Two broker processes sharing PostgreSQL, Redis and the data directory (tests/cluster.py):
-the guessing limits of docs/security.md hold for the cluster, not per node (key guesses
-and wrong passwords spread over both nodes are limited as if they went to one), and a tus
-upload cut at one node is resumed at the other with identical bytes, while the
-technician at the first node sees its progress and its offer."""
+the guessing limits of docs/security.md hold for the cluster, not per node (key guesses,
+wrong passwords and wrong second-factor codes spread over both nodes are limited as if
+they went to one), and a tus upload cut at one node is resumed at the other with
+identical bytes, while the technician at the first node sees its progress and its
+offer."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
+import re
+import time
 from pathlib import Path
 
 import aiohttp
+import pyotp
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from yarl import URL
 
 from .cluster import TECH_PASSWORD, Node, cluster
-from .test_cluster import Socket, _log_in, _post, _start_and_join
-from .test_transfer import CuttingProxy, _tus_upload
+from .cluster_support import Socket, _log_in, _post, _start_and_join
+from .transfer_support import CuttingProxy, _tus_upload
 
 WRONG_KEY = "111111111"  # well formed; one in 10⁹ that it is the live key
 MiB = 1024 * 1024
@@ -43,7 +47,7 @@ async def test_guessing_limits_hold_across_nodes(tmp_path: Path) -> None:
     async with cluster(tmp_path, trust_forwarded_for=True, redeem_free_failures=3,
                        redeem_base_delay_seconds=1, redeem_max_delay_seconds=60,
                        redeem_global_failures_per_minute=8,
-                       login_failures_per_minute=2) as nodes, \
+                       login_failures_per_minute=2, factor_free_failures=2) as nodes, \
             aiohttp.ClientSession() as http:
         one, two = nodes.nodes
         token = await nodes.technician("alice@example.com", "Alice")
@@ -87,6 +91,52 @@ async def test_guessing_limits_hold_across_nodes(tmp_path: Path) -> None:
         assert (await _login(one, "alice@example.com", TECH_PASSWORD, "10.3.0.1"))[0] == 429
         await asyncio.sleep(int(retry_after))
         assert (await _login(one, "alice@example.com", TECH_PASSWORD, "10.3.0.1"))[0] == 303
+
+        # Second-factor codes: two free failures and the one that locks, over both nodes
+        # (the pending sign-in's cookie is good at either: they share the cookie secret).
+        await nodes.technician("bob@example.com", "Bob")
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as bob:
+            secret = await _enrol_totp(bob, one)
+            await _form(bob, one, "/logout", {}, page="/dashboard")
+            await _log_in(bob, one, "bob@example.com", TECH_PASSWORD)
+            statuses = [(await _form(bob, node, "/login/factor", {"code": "000000"},
+                                     page="/login/factor"))[0] for node in (one, two, one)]
+            assert statuses == [401, 401, 401]
+            # The code of the next step: the enrolment used this one.
+            code = pyotp.TOTP(secret).at(time.time() + 30)
+            status, retry_after = await _form(bob, two, "/login/factor", {"code": code},
+                                              page="/login/factor")
+            assert status == 429 and retry_after is not None
+            await asyncio.sleep(int(retry_after))
+            assert (await _form(bob, two, "/login/factor", {"code": code},
+                                page="/login/factor"))[0] == 303
+
+
+async def _form(http: aiohttp.ClientSession, node: Node, path: str, data: dict[str, str], *,
+                page: str) -> tuple[int, str | None]:
+    """A form posted at `node` with the CSRF token of `page` there; status, Retry-After."""
+    async with http.get(f"{node.base}{page}") as shown:
+        csrf = re.search(r'name="_csrf" value="([^"]+)"', await shown.text())
+    assert csrf, page
+    async with http.post(f"{node.base}{path}", data={**data, "_csrf": csrf.group(1)},
+                         allow_redirects=False) as response:
+        await response.read()
+        return response.status, response.headers.get("Retry-After")
+
+
+async def _enrol_totp(http: aiohttp.ClientSession, node: Node) -> str:
+    """Log Bob in at `node` and set up an authenticator app; its secret."""
+    assert (await _log_in(http, node, "bob@example.com", TECH_PASSWORD))[0] == 303
+    assert (await _form(http, node, "/account/totp/new", {},
+                        page="/account/security"))[0] == 303
+    async with http.get(f"{node.base}/account/totp") as shown:
+        found = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', await shown.text())
+    assert found
+    secret = found.group(1).replace(" ", "")
+    status, _ = await _form(http, node, "/account/totp", {"code": pyotp.TOTP(secret).now()},
+                            page="/account/totp")
+    assert status == 200
+    return secret
 
 
 async def test_an_upload_cut_at_one_node_resumes_at_the_other(tmp_path: Path) -> None:

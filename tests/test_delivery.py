@@ -1,94 +1,28 @@
-"""Key delivery by SMS (the real twilio library against a local Twilio-like server) and
-email (aiosmtplib against a real aiosmtpd server), through the queue and its worker."""
+"""Key delivery by SMS (the real twilio library against a local Twilio-like server),
+through the queue and its worker; limits, settings and who may send. Email:
+test_delivery_email.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiohttp.test_utils import TestClient
 
 from broker.clock import FakeClock
-from broker.db import deliveries
 from broker.settings import Settings
 from web import create_app
 from web.state import get_broker
 
 from .conftest import PASSWORD, Tech, join, start_session
-from .fakes.smtp import PASSWORD as SMTP_PASSWORD
-from .fakes.smtp import USER as SMTP_USER
-from .fakes.smtp import SmtpServer, free_port, make_certificate
+from .delivery_support import Factory, _send, _tech, _until
+from .delivery_support import make_client as make_client  # noqa: F401,PLC0414 - a fixture
+from .delivery_support import smtp_port as smtp_port  # noqa: F401,PLC0414 - a fixture
+from .delivery_support import twilio as twilio  # noqa: F401,PLC0414 - a fixture
 from .fakes.twilio_api import ACCOUNT_SID, AUTH_TOKEN, INVALID_NUMBER, FakeTwilio
-
-Factory = Callable[..., Awaitable[TestClient]]
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    fake = FakeTwilio()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
-@pytest.fixture
-def smtp_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def make_client(aiohttp_client: Any, tmp_path: Path, clock: FakeClock, twilio: FakeTwilio,
-                smtp_port: int, database_url: str) -> Factory:
-    """A broker wired to the fake Twilio and to an SMTP server on `smtp_port`."""
-
-    async def make(**overrides: Any) -> TestClient:
-        port = free_port()
-        values: dict[str, Any] = {
-            "data_dir": tmp_path / "data", "port": port,
-            "public_url": f"http://127.0.0.1:{port}", "sms_default_country": "DE",
-            "twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
-            "twilio_from": "+15005550006", "twilio_api_base": twilio.url,
-            "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_tls": "none",
-            "mail_from": "help@example.com", "product_name": "Acme Help",
-            "delivery_poll_seconds": 0.05, "smtp_timeout_seconds": 5,
-            "database_url": database_url}
-        values.update(overrides)
-        app = create_app(Settings(**values), clock=clock)
-        return await aiohttp_client(app, server_kwargs={"port": port})  # type: ignore[no-any-return]
-
-    return make
-
-
-async def _tech(client: TestClient, email: str = "alice@example.com") -> Tech:
-    broker = get_broker(client.app)
-    technician = await broker.technicians.add(email, "Alice Ärger", PASSWORD)
-    return Tech(technician, await broker.technicians.create_token(technician.id))
-
-
-async def _send(client: TestClient, tech: Tech, session_id: str, **body: Any) -> Any:
-    return await client.post(f"/api/v1/sessions/{session_id}/deliveries", headers=tech.auth,
-                             json=body)
-
-
-async def _until(client: TestClient, tech: Tech, session_id: str, delivery_id: str,
-                 *statuses: str) -> dict[str, Any]:
-    """Poll the list until the delivery reaches one of `statuses` (bounded: 10 s)."""
-    async with asyncio.timeout(10):
-        while True:
-            response = await client.get(f"/api/v1/sessions/{session_id}/deliveries",
-                                        headers=tech.auth)
-            found = {d["delivery_id"]: d for d in (await response.json())["deliveries"]}
-            if found[delivery_id]["status"] in statuses:
-                return found[delivery_id]
-            await asyncio.sleep(0.02)
 
 
 async def test_sms_is_normalised_sent_and_tracked(make_client: Factory,
@@ -260,141 +194,6 @@ async def test_key_used_before_sending_cancels(make_client: Factory, twilio: Fak
     assert response.status == 409 and (await response.json())["error"] == "not_waiting"
 
 
-def _plain(message: EmailMessage) -> str:
-    return str(message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
-
-
-def _html(message: EmailMessage) -> str:
-    return str(message.get_body(("html",)).get_content())  # type: ignore[union-attr]
-
-
-async def test_email_both_parts_in_german(make_client: Factory, smtp_port: int) -> None:
-    client = await make_client()
-    tech = await _tech(client)
-    started = await start_session(client, tech)
-    with SmtpServer(smtp_port) as smtp:
-        response = await _send(client, tech, started["session_id"], channel="email",
-                               to="Kunde.Müller@Example.COM", language="de")
-        assert response.status == 202
-        queued = await response.json()
-        assert queued["to"] == "Kunde.Müller@example.com"
-        await _until(client, tech, started["session_id"], queued["delivery_id"], "sent")
-    (message,) = smtp.inbox.messages
-    assert smtp.inbox.recipients == [["Kunde.Müller@example.com"]]
-    assert message["Subject"] == "Ihre Support-Sitzung mit Alice Ärger"
-    assert message["From"] == "Acme Help <help@example.com>"
-    assert message["Message-ID"].endswith("@example.com>")
-    for body in (_plain(message), _html(message)):
-        assert started["join_url"] in body and started["key"] in body
-        assert "lädt Sie zu einer Support-Sitzung ein" in body
-    assert "<strong>Alice Ärger</strong>" in _html(message)
-
-
-async def test_email_in_english_escapes_names(make_client: Factory, smtp_port: int) -> None:
-    client = await make_client()
-    broker = get_broker(client.app)
-    technician = await broker.technicians.add("eve@example.com", "<b>Eve</b>", PASSWORD)
-    tech = Tech(technician, await broker.technicians.create_token(technician.id))
-    started = await start_session(client, tech)
-    with SmtpServer(smtp_port) as smtp:
-        queued = await (await _send(client, tech, started["session_id"], channel="email",
-                                    to="user@example.com", language="en")).json()
-        await _until(client, tech, started["session_id"], queued["delivery_id"], "sent")
-    (message,) = smtp.inbox.messages
-    assert message["Subject"] == "Your support session with <b>Eve</b>"
-    assert "&lt;b&gt;Eve&lt;/b&gt;" in _html(message) and "<b>Eve</b>" not in _html(message)
-
-
-async def test_email_starttls_with_login(make_client: Factory, smtp_port: int,
-                                         tmp_path: Path) -> None:
-    cert, key = make_certificate(tmp_path)
-    client = await make_client(smtp_tls="starttls", smtp_ca_file=str(cert),
-                               smtp_username=SMTP_USER, smtp_password=SMTP_PASSWORD)
-    tech = await _tech(client)
-    started = await start_session(client, tech)
-    with SmtpServer(smtp_port, tls_files=(cert, key), require_auth=True) as smtp:
-        queued = await (await _send(client, tech, started["session_id"], channel="email",
-                                    to="user@example.com")).json()
-        await _until(client, tech, started["session_id"], queued["delivery_id"], "sent")
-    assert len(smtp.inbox.messages) == 1
-
-
-async def test_email_wrong_password_fails_permanently(make_client: Factory, smtp_port: int,
-                                                      tmp_path: Path) -> None:
-    cert, key = make_certificate(tmp_path)
-    client = await make_client(smtp_tls="starttls", smtp_ca_file=str(cert),
-                               smtp_username=SMTP_USER, smtp_password="wrong")
-    tech = await _tech(client)
-    started = await start_session(client, tech)
-    with SmtpServer(smtp_port, tls_files=(cert, key), require_auth=True) as smtp:
-        queued = await (await _send(client, tech, started["session_id"], channel="email",
-                                    to="user@example.com")).json()
-        failed = await _until(client, tech, started["session_id"], queued["delivery_id"],
-                              "failed")
-    assert "refused the login" in failed["error"] and not smtp.inbox.messages
-
-
-async def test_untrusted_certificate_is_not_accepted(make_client: Factory, smtp_port: int,
-                                                     tmp_path: Path) -> None:
-    cert, key = make_certificate(tmp_path)
-    client = await make_client(smtp_tls="starttls")  # the system CAs do not know this cert
-    tech = await _tech(client)
-    started = await start_session(client, tech)
-    with SmtpServer(smtp_port, tls_files=(cert, key)) as smtp:
-        queued = await (await _send(client, tech, started["session_id"], channel="email",
-                                    to="user@example.com")).json()
-        retrying = await _until(client, tech, started["session_id"], queued["delivery_id"],
-                                "retrying")
-    assert retrying["error"] and not smtp.inbox.messages
-
-
-async def test_server_down_then_up_delivers_once(make_client: Factory, smtp_port: int,
-                                                 clock: FakeClock) -> None:
-    client = await make_client()
-    broker = get_broker(client.app)
-    tech = await _tech(client)
-    started = await start_session(client, tech)
-    queued = await (await _send(client, tech, started["session_id"], channel="email",
-                                to="user@example.com")).json()
-    retrying = await _until(client, tech, started["session_id"], queued["delivery_id"],
-                            "retrying")
-    assert "could not be reached" in retrying["error"]
-    with SmtpServer(smtp_port) as smtp:
-        clock.advance(10)
-        broker.deliveries.wake()
-        done = await _until(client, tech, started["session_id"], queued["delivery_id"], "sent")
-        broker.deliveries.wake()
-        await asyncio.sleep(0.2)
-    assert len(smtp.inbox.messages) == 1 and done["attempts"] == 2
-
-
-async def test_queued_delivery_survives_restart_and_is_sent_once(
-        make_client: Factory, smtp_port: int, clock: FakeClock, aiohttp_client: Any) -> None:
-    client = await make_client()
-    tech = await _tech(client)
-    started = await start_session(client, tech)
-    queued = await (await _send(client, tech, started["session_id"], channel="email",
-                                to="user@example.com")).json()
-    await _until(client, tech, started["session_id"], queued["delivery_id"], "retrying")
-    # Pretend a second delivery was mid-attempt when the broker died.
-    second = await (await _send(client, tech, started["session_id"], channel="email",
-                                to="other@example.com")).json()
-    await _until(client, tech, started["session_id"], second["delivery_id"], "retrying")
-    async with get_broker(client.app).engine.begin() as conn:
-        await conn.execute(deliveries.update().where(
-            deliveries.c.id == second["delivery_id"]).values(status="sending"))
-    await client.close()
-    with SmtpServer(smtp_port) as smtp:
-        clock.advance(10)
-        restarted = await make_client()
-        first = await _until(restarted, tech, started["session_id"], queued["delivery_id"],
-                             "sent")
-        interrupted = await _until(restarted, tech, started["session_id"],
-                                   second["delivery_id"], "interrupted")
-        await asyncio.sleep(0.2)
-    assert [m["To"] for m in smtp.inbox.messages] == ["user@example.com"]
-    assert first["attempts"] == 2
-    assert "not known whether" in interrupted["error"]
 
 
 async def test_sending_is_rate_limited(make_client: Factory, twilio: FakeTwilio) -> None:
@@ -416,15 +215,29 @@ async def test_sending_is_rate_limited(make_client: Factory, twilio: FakeTwilio)
 
 async def test_unconfigured_channels_say_what_to_set(aiohttp_client: Any, tmp_path: Path,
                                                      clock: FakeClock) -> None:
+    """Admins, who run the broker, read the settings to add; other technicians whom to ask."""
     client = await aiohttp_client(create_app(Settings(data_dir=tmp_path / "d"), clock=clock))
     tech = await _tech(client)
     started = await start_session(client, tech)
     sms = await _send(client, tech, started["session_id"], channel="sms", to="+12015550123")
     assert sms.status == 409
     body = await sms.json()
-    assert body["error"] == "sms_not_configured" and "BROKER_TWILIO_ACCOUNT_SID" in body["message"]
+    assert body == {"error": "sms_not_configured",
+                    "message": "SMS sending is not set up; ask your administrator."}
     email = await _send(client, tech, started["session_id"], channel="email", to="a@example.com")
-    assert (await email.json())["error"] == "email_not_configured"
+    assert await email.json() == {"error": "email_not_configured",
+                                  "message": "Email sending is not set up; ask your administrator."}
+
+    broker = get_broker(client.app)
+    boss = await broker.technicians.add("boss@example.com", "Boss", PASSWORD, is_admin=True)
+    admin = Tech(boss, await broker.technicians.create_token(boss.id))
+    started = await start_session(client, admin)
+    sms = await _send(client, admin, started["session_id"], channel="sms", to="+12015550123")
+    body = await sms.json()
+    assert body["error"] == "sms_not_configured" and "BROKER_TWILIO_ACCOUNT_SID" in body["message"]
+    email = await _send(client, admin, started["session_id"], channel="email", to="a@example.com")
+    body = await email.json()
+    assert body["error"] == "email_not_configured" and "BROKER_SMTP_HOST" in body["message"]
     webhook = await client.post("/api/v1/webhooks/twilio/status", data={"MessageSid": "SMx"})
     assert webhook.status == 404
 

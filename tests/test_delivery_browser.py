@@ -5,12 +5,12 @@ from the link in the email."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from .browser_support import (
+    PASSWORD,
     People,
     add_technician,
     expect,
@@ -21,20 +21,11 @@ from .browser_support import (
     start_session,
 )
 from .browser_support import people as people  # noqa: F401 - a fixture
+from .delivery_support import twilio as twilio  # noqa: F401,PLC0414 - a fixture
 from .fakes.smtp import SmtpServer, free_port
 from .fakes.twilio_api import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    fake = FakeTwilio()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
 
 
 async def test_send_sms_and_email_then_join_from_the_email(
@@ -95,22 +86,35 @@ async def test_send_sms_and_email_then_join_from_the_email(
 
 
 async def test_unconfigured_channels_say_what_to_set(tmp_path: Path, people: People) -> None:
+    """A technician reads whom to ask; an admin, who runs the broker, the settings to add."""
     require_chromium()
     async with live_broker(tmp_path / "data") as live:
         await add_technician(live, "Alice Example")
+        await live.broker.technicians.add("root@example.com", "Root Admin", PASSWORD,
+                                          is_admin=True)
         dash = await people.page()
         await log_in(dash, live, "alice@example.com")
+        admin = await people.page()  # before Alice's session: it would be in her list
+        await log_in(admin, live, "root@example.com")
         _, pane = await start_session(dash)
         await pane.get_by_role("button", name="Send SMS").first.click()
         form = pane.locator('[data-role="sms-form"]')
-        await expect(form.locator('[data-role="setup-note"]')).to_contain_text(
-            "BROKER_TWILIO_ACCOUNT_SID")
+        await expect(form.locator('[data-role="setup-note"]')).to_have_text(
+            "SMS sending is not set up; ask your administrator.")
         await expect(form.get_by_role("button", name="Send SMS")).to_be_disabled()
         await pane.get_by_role("button", name="Send email").first.click()
         email = pane.locator('[data-role="email-form"]')
-        await expect(email.locator('[data-role="setup-note"]')).to_contain_text(
-            "BROKER_SMTP_HOST")
+        await expect(email.locator('[data-role="setup-note"]')).to_have_text(
+            "Email sending is not set up; ask your administrator.")
         mailto = email.get_by_role("link", name="Open in my mail program")
         assert (await mailto.get_attribute("href") or "").startswith("mailto:")
         await screenshot(dash, "16-dashboard-send-unconfigured")
+
+        _, pane = await start_session(admin)
+        await pane.get_by_role("button", name="Send SMS").first.click()
+        await expect(pane.locator('[data-role="sms-form"] [data-role="setup-note"]')
+                     ).to_contain_text("BROKER_TWILIO_ACCOUNT_SID")
+        await pane.get_by_role("button", name="Send email").first.click()
+        await expect(pane.locator('[data-role="email-form"] [data-role="setup-note"]')
+                     ).to_contain_text("BROKER_SMTP_HOST")
         people.assert_clean()

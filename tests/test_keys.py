@@ -10,9 +10,9 @@ from aiohttp.test_utils import TestClient
 
 from broker.clock import FakeClock
 from broker.core import Broker
-from broker.db import support_keys
 from broker.errors import KeyRejected
 from broker.keys import format_code, parse_code, parse_token
+from broker.schema import support_keys
 
 from .conftest import Tech, join, start_session
 

@@ -17,17 +17,29 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker.bus import LocalBus
 from broker.buscodec import CodecError, broker_codec
 from broker.clock import FakeClock
-from broker.db import create_engine, events, migrate, sessions, technicians
+from broker.db import create_engine, migrate
 from broker.delivery.model import Attempt, Channel, Delivery, DeliveryStatus
 from broker.errors import Conflict
 from broker.handoff.model import Handoff, HandoffNotice, HandoffState
+from broker.intake.model import (
+    AlertLevel,
+    Request,
+    RequestKind,
+    RequestStatus,
+    Severity,
+    Target,
+    TargetAlert,
+)
 from broker.metrics import Metrics
 from broker.nodes import SharedRoster
+from broker.protocol.queue import QueuePosition
 from broker.protocol.rtc import RtcCandidate, RtcConfig
 from broker.protocol.session import Presence
 from broker.redisbus import RedisBus
+from broker.schema import events, sessions, technicians
 from broker.sessions import Actor, Event, Journal, Role, Session, SessionState, Signal, Takeover
 from broker.settings import Settings
+from broker.technicians import Ending, TechnicianChanged
 
 from .cluster import RedisServer
 
@@ -125,6 +137,19 @@ def test_every_bus_message_survives_the_codec() -> None:
         Signal("s", RtcConfig("x", [{"urls": ["stun:a"]}], "all", None), to="t1"),
         Signal("s", RtcCandidate("x", "candidate:1 1 udp 1 127.0.0.1 9 typ host", "0", 0)),
         Takeover("s", "p1", "conn"),
+        # Customers' requests: a queue's places and the teams' alerts.
+        Session("s", None, None, SessionState.ACTIVE, 1.0, 1.0, None, None, "Dana", None),
+        HandoffNotice(dataclasses.replace(handoff, from_technician_id=None), "Dana", None,
+                      "Tier 1", "Dana", "active"),
+        Signal("s", QueuePosition(3, None), to="p1"),
+        TargetAlert(AlertLevel.DUE_SOON, Request(
+            "r", RequestKind.CHAT, 1, "s", Severity.HIGH, "Dana", "d@example.com", None,
+            "Help", {"order": "A-1"}, "de", 1.0, 2.0, 1.8, Target(Severity.HIGH, 3600, False),
+            RequestStatus.WAITING), "Tier 1"),
+        # Credentials ending: every node closes the sockets they opened.
+        TechnicianChanged(4, logins_ended=True, ending=Ending.PASSWORD_CHANGED,
+                          kept_login="l1"),
+        TechnicianChanged(4, ending=Ending.LOGOUT, ended_login="l2"),
     ]
     for message in messages:
         assert codec.loads(codec.dumps(message)) == message

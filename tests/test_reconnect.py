@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from broker.clock import FakeClock
-from broker.db import sessions
+from broker.schema import sessions
 from broker.settings import Settings
 from web import create_app
 from web.state import get_broker
@@ -49,7 +49,7 @@ async def test_drop_starts_the_window_and_return_ends_it(client: TestClient, tec
         assert state["reconnect_deadline"] == dropped["deadline"]
         clock.advance(WINDOW - 1)
         await technician.say("Are you still there?", "t1")
-        assert await get_broker(client.app).sessions.end_lapsed() == 0
+        assert await get_broker(client.app).sessions.window.end_lapsed() == 0
         user = await open_socket(client, session_id, token, after=dropped["seq"] - 1)
         replayed = [(e["type"], e.get("text")) for e in user.replayed]
         assert replayed == [("disconnected", None), ("message", "Are you still there?"),
@@ -72,7 +72,7 @@ async def test_window_passes_and_a_late_return_sees_the_end(client: TestClient, 
     while (await _session(client, tech, session_id))["state"] != "reconnecting":
         await asyncio.sleep(0.01)
     clock.advance(WINDOW)
-    assert await broker.sessions.end_lapsed() == 1
+    assert await broker.sessions.window.end_lapsed() == 1
     state = await _session(client, tech, session_id)
     assert state["state"] == "ended" and state["end_reason"] == "reconnect_timeout"
     late = await open_socket(client, session_id, token)
@@ -134,7 +134,7 @@ async def test_graceful_shutdown_says_going_away_and_keeps_the_deadline(
     state = await _session(restarted, tech, session_id)
     assert state["state"] == "reconnecting"  # the stored deadline, not a fresh window
     clock.advance(300)
-    assert await get_broker(restarted.app).sessions.end_lapsed() == 1
+    assert await get_broker(restarted.app).sessions.window.end_lapsed() == 1
 
 
 async def test_crash_restart_gives_active_sessions_a_window(
@@ -166,6 +166,8 @@ async def test_technician_can_end_a_reconnecting_session(client: TestClient,
     session_id, token = await _active(client, tech)
     user = await open_socket(client, session_id, token)
     await user.close()
-    assert (await _session(client, tech, session_id))["state"] == "reconnecting"
+    async with asyncio.timeout(10):  # the broker notices the closed socket after its close
+        while (await _session(client, tech, session_id))["state"] != "reconnecting":
+            await asyncio.sleep(0.02)
     response = await client.post(f"/api/v1/sessions/{session_id}/end", headers=tech.auth)
     assert (await response.json())["state"] == "ended"

@@ -1,5 +1,6 @@
 """Screen sharing over the session socket: the share's life as events, who may signal to
-whom, malformed SDP and candidates, frames held for a peer who is not ready, ICE servers.
+whom, frames held for a peer who is not ready, handovers and ends. Malformed SDP and
+candidates, ICE servers and TURN credentials: tests/test_rtc_checks.py.
 
 No media flows here (the SDP is a well-formed stand-in); tests/test_rtc_media.py makes real
 WebRTC connections.
@@ -7,73 +8,15 @@ WebRTC connections.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
-from broker.clock import FakeClock
-from broker.errors import InvalidInput
-from broker.rtc import check_candidate, check_sdp, turn_credentials
-from broker.settings import Settings
-
-from .conftest import Socket, Tech, join, open_socket, start_session
+from .conftest import Tech, open_socket, start_session
+from .rtc_pair_support import SHOW, VIEW, Pair, consented_share, open_pair
+from .rtc_pair_support import pair as pair  # noqa: F401,PLC0414 - a fixture
+from .rtc_pair_support import settings as settings  # noqa: F401,PLC0414 - a fixture
 from .rtc_support import CANDIDATE, SDP, error_for, next_rtc, nothing_more, ping_pong, send
-from .rtc_support import netns as netns  # noqa: F401,PLC0414 - a fixture
-
-VIEW = "end_user_to_technician"
-SHOW = "technician_to_end_user"
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", port=8080,
-                    ice_servers="stun:127.0.0.1:3478,turn:127.0.0.1:3478?transport=udp",
-                    turn_secret="s3cret", turn_credential_seconds=7200)
-
-
-class Pair:
-    """A running session with both participants' sockets open."""
-
-    def __init__(self, session_id: str, tech: Socket, user: Socket, user_token: str) -> None:
-        self.session_id = session_id
-        self.tech = tech
-        self.user = user
-        self.user_token = user_token
-
-    @property
-    def tech_sender(self) -> str:
-        return str(self.tech.welcome["you"]["sender"])
-
-    @property
-    def user_sender(self) -> str:
-        return str(self.user.welcome["you"]["sender"])
-
-
-async def open_pair(client: TestClient, tech: Tech, *, user_socket: bool = True) -> Pair:
-    started = await start_session(client, tech)
-    joined = await join(client, started["key"])
-    tech_socket = await open_socket(client, started["session_id"], tech.token)
-    user = await open_socket(client, started["session_id"], joined["participant_token"]) \
-        if user_socket else Socket(None)
-    return Pair(started["session_id"], tech_socket, user, joined["participant_token"])
-
-
-@pytest.fixture
-async def pair(client: TestClient, tech: Tech) -> Pair:
-    return await open_pair(client, tech)
-
-
-async def consented_share(pair: Pair, share_id: str = "s1") -> None:
-    await send(pair.tech, "share.request", id=share_id, direction=VIEW)
-    await pair.user.next_event("share.requested")
-    await send(pair.user, "share.consent", id=share_id, accept=True)
-    await pair.tech.next_event("share.consented")
 
 
 async def test_the_life_of_a_share_is_events_with_sequence_numbers(
@@ -191,56 +134,6 @@ async def test_each_side_sends_only_its_own_frames(pair: Pair) -> None:
     await pair.tech.next_event("share.resumed")
 
 
-BAD_SDP = [
-    "",
-    "hello",
-    "v=1\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
-    SDP.replace("a=ice-pwd", "a=ice-pwx"),
-    SDP.replace(f"a=fingerprint:sha-256 {SDP.split('sha-256 ')[1].split(chr(13))[0]}\r\n", ""),
-    SDP.replace("m=video 9 UDP/TLS/RTP/SAVPF 96", "m=video nine UDP/TLS/RTP/SAVPF 96"),
-    SDP.replace("s=-", "s=\x00"),
-    SDP.replace("typ host", "typ nowhere"),
-    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",  # no media
-    "v=0\r\n" + "a=x\r\n" * 13000,
-]
-BAD_CANDIDATES = [
-    "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ",
-    "candidate:1 1 udp 2130706431 127.0.0.1 70000 typ host",
-    "candidate:1 1 sctp 2130706431 127.0.0.1 5000 typ host",
-    "candidate:1 0 udp 2130706431 127.0.0.1 5000 typ host",
-    "candidate:1 1 udp 99999999999 127.0.0.1 5000 typ host",
-    "candidate:1 1 udp 1 bad_host! 5000 typ host",
-    "candidate:1 1 udp 1 127.0.0.1 5000 typ host raddr",
-    "1 1 udp 1 127.0.0.1 5000 typ host",
-    "candidate:" + "x" * 600,
-]
-
-
-@pytest.mark.parametrize("sdp", BAD_SDP)
-async def test_malformed_sdp_is_answered_with_an_error(pair: Pair, sdp: str) -> None:
-    await consented_share(pair)
-    await send(pair.user, "share.start", id="s1")
-    error = await error_for(pair.user, "rtc.offer", id="s1", sdp=sdp)
-    assert error["code"] in ("bad_sdp", "frame_too_large"), error
-    assert error["ref"] == "s1" or error["code"] == "frame_too_large"
-    await send(pair.tech, "rtc.ready", id="s1")
-    await pair.tech.next("rtc.config")
-    await nothing_more(pair.tech)  # nothing reached the viewer
-
-
-@pytest.mark.parametrize("candidate", BAD_CANDIDATES)
-async def test_malformed_candidates_are_answered_with_an_error(
-        pair: Pair, candidate: str) -> None:
-    await consented_share(pair)
-    error = await error_for(pair.tech, "rtc.candidate", id="s1", candidate=candidate)
-    assert (error["code"], error["ref"]) == ("bad_candidate", "s1")
-    error = await error_for(pair.tech, "rtc.candidate", id="s1", candidate=CANDIDATE,
-                            sdp_mline_index=5000)
-    assert error["code"] == "bad_candidate"
-    error = await error_for(pair.tech, "rtc.candidate", id="s1", candidate=17)
-    assert error["code"] == "bad_message"
-
-
 async def test_signaling_relays_to_the_other_peer_only(
         client: TestClient, tech: Tech, pair: Pair) -> None:
     await consented_share(pair)
@@ -334,43 +227,6 @@ async def test_a_reloaded_viewer_drops_stale_frames_and_asks_for_a_new_offer(
     await pair.user.next("rtc.peer_ready")  # and the sharing side is asked for a new offer
 
 
-async def test_ice_servers_come_with_turn_credentials_for_each_participant(
-        pair: Pair, clock: FakeClock, settings: Settings) -> None:
-    await consented_share(pair)
-    configs = {}
-    for socket in (pair.tech, pair.user):
-        await send(socket, "rtc.ready", id="s1")
-        configs[socket.welcome["you"]["sender"]] = await socket.next("rtc.config")
-    for sender, config in configs.items():
-        stun, turn = config["ice_servers"]
-        assert stun == {"urls": ["stun:127.0.0.1:3478"]}
-        assert turn["urls"] == ["turn:127.0.0.1:3478?transport=udp"]
-        expiry = int(clock.now()) + 7200
-        assert turn["username"] == f"{expiry}:{pair.session_id}.{sender}"
-        expected = base64.b64encode(hmac.new(b"s3cret", turn["username"].encode(),
-                                             hashlib.sha1).digest()).decode()
-        assert turn["credential"] == expected
-        assert config["ice_transport_policy"] == "all"
-        assert config["expires_at"].startswith("2027-01-15T")
-    assert configs[pair.tech_sender]["ice_servers"][1]["username"] != \
-        configs[pair.user_sender]["ice_servers"][1]["username"]
-
-
-async def test_no_ice_servers_unless_configured(
-        aiohttp_client: Any, tmp_path: Path, clock: FakeClock) -> None:
-    from web import create_app
-    from web.state import get_broker
-
-    client = await aiohttp_client(create_app(Settings(data_dir=tmp_path / "d"), clock=clock))
-    broker = get_broker(client.app)
-    technician = await broker.technicians.add("a@example.com", "A", "correct horse battery")
-    pair = await open_pair(client, Tech(technician,
-                                        await broker.technicians.create_token(technician.id)))
-    await consented_share(pair)
-    await send(pair.user, "rtc.ready", id="s1")
-    config = await pair.user.next("rtc.config")
-    assert config["ice_servers"] == [] and config["expires_at"] is None
-
 
 async def test_requests_are_for_technicians_one_at_a_time(
         client: TestClient, tech: Tech, pair: Pair) -> None:
@@ -404,57 +260,6 @@ async def test_the_end_of_the_session_ends_its_shares(
     response = await client.post(f"/api/v1/sessions/{pair.session_id}/end", headers=tech.auth)
     assert response.status == 200
     assert await pair.user.close_code() == 4010
-
-
-async def test_the_sdp_and_candidates_of_aiortc_pass(netns: None) -> None:
-    from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
-
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    try:
-        pc.addTrack(VideoStreamTrack())
-        await pc.setLocalDescription(await pc.createOffer())
-        check_sdp(pc.localDescription.sdp)
-        candidates = [line[2:] for line in pc.localDescription.sdp.splitlines()
-                      if line.startswith("a=candidate:")]
-        assert candidates
-        for candidate in candidates:
-            check_candidate(candidate, "0", 0)
-    finally:
-        await pc.close()
-
-
-def test_sdp_and_candidates_of_browsers_pass() -> None:
-    check_sdp(SDP)
-    check_sdp(SDP.replace("\r\n", "\n"))
-    check_candidate("")
-    check_candidate(CANDIDATE, "0", 0)
-    check_candidate("candidate:3 1 udp 2122262783 3b0e4f8e-7c2e-4a56-9f0a-1d2c3b4a5e6f.local "
-                    "54321 typ host generation 0 ufrag Ab12 network-id 1")
-    check_candidate("candidate:5 1 tcp 1518280447 ::1 9 typ host tcptype active")
-    check_candidate("candidate:7 1 udp 41885439 127.0.0.1 49152 typ relay raddr 0.0.0.0 "
-                    "rport 0")
-    with pytest.raises(InvalidInput):
-        check_candidate(CANDIDATE, "x" * 65)
-
-
-def test_turn_credentials_follow_the_turn_rest_api() -> None:
-    username, password = turn_credentials("north", "alice", 1_700_000_000)
-    assert username == "1700000000:alice"
-    # The same as `echo -n 1700000000:alice | openssl dgst -sha1 -hmac north -binary | base64`
-    assert password == base64.b64encode(hmac.new(b"north", b"1700000000:alice",
-                                                 hashlib.sha1).digest()).decode()
-
-
-@pytest.mark.parametrize(("overrides", "complaint"), [
-    ({"ice_servers": "http://example.com"}, "is not a stun:"),
-    ({"ice_servers": "turn:127.0.0.1:3478"}, "set turn_secret"),
-    ({"ice_transport_policy": "none"}, "all or relay"),
-    ({"turn_credential_seconds": 0}, "must be positive"),
-    ({"rtc_queue_limit": 0}, "must be positive"),
-])
-def test_settings_refuse_unusable_ice_settings(overrides: dict[str, Any], complaint: str) -> None:
-    with pytest.raises(InvalidInput, match=complaint):
-        Settings(**overrides)
 
 
 

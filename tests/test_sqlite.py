@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,3 +110,26 @@ async def test_a_write_waits_for_another_process_transaction(tmp_path: Path,
         bodies = (await conn.scalars(sa.select(ROWS.c.body).order_by(ROWS.c.id))).all()
     assert bodies == ["theirs", "ours"]
     assert waited >= 0.15
+
+
+async def test_a_connection_returned_after_the_engine_was_disposed_is_closed_quietly(
+        engine: AsyncEngine, caplog: pytest.LogCaptureFixture) -> None:
+    # As at a shutdown: a task still holds a connection while the engine is disposed, and
+    # checks it in to the pool that was discarded; nothing closes it but the collector.
+    conn = await engine.connect()
+    await conn.execute(sa.insert(ROWS).values(body="last"))
+    await conn.commit()
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(raw, sqlite.InlineConnection)
+    thread = raw._thread
+    await engine.dispose()
+    await conn.close()
+    del conn, raw
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)  # aiosqlite's own warning fails here
+        gc.collect()
+    assert "collected unclosed; closed it" in caplog.text
+    thread.join(5)
+    assert not thread.is_alive()  # its thread ended too (aiosqlite's would wait for ever)
+    async with engine.connect() as again:  # the engine goes on with a new pool
+        assert await again.scalar(sa.select(ROWS.c.body)) == "last"

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from broker.protocol.session import Pong
+from broker.protocol.chat import ChatSend
+from broker.protocol.session import CloseCode, Pong
 from web.state import get_broker
-from web.ws import CLOSE_TOO_SLOW, Connection
+from web.ws import Connection, Participant, get_frame_handlers
 
 from .conftest import Socket, Tech, join, open_socket, start_session
 
@@ -231,7 +232,7 @@ async def test_slow_consumer_is_disconnected_not_skipped() -> None:
     # The frame already being written finishes; the backlog is dropped, never reordered,
     # and the client learns why, so it reconnects and resumes by sequence number.
     assert stuck.sent == ['{"type":"pong"}']
-    assert stuck.closed_with is not None and stuck.closed_with[0] == CLOSE_TOO_SLOW
+    assert stuck.closed_with is not None and stuck.closed_with[0] == CloseCode.TOO_SLOW
 
 
 @pytest.fixture
@@ -326,3 +327,14 @@ async def test_chat_allowance_survives_reconnecting(client: TestClient, tech: Te
                                  json={"text": "via the API"}, headers={
                                      "Authorization": f"Bearer {joined['participant_token']}"})
     assert response.status == 429
+
+
+def test_a_frame_has_one_handler(client: TestClient) -> None:
+    """Two parts claiming one frame is a wiring mistake, found when the app is made."""
+    handlers = get_frame_handlers(client.app)
+    with pytest.raises(ValueError, match="chat.send"):
+        handlers.add(ChatSend, _no_handler)
+
+
+async def _no_handler(participant: Participant, message: ChatSend) -> None:
+    raise AssertionError("never called")

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from multidict import MultiDictProxy
 
+from broker.credentials import is_participant_token
 from broker.delivery.service import STATUS_CALLBACK_PATH
 from broker.errors import KEY_MALFORMED, Forbidden, InvalidInput, KeyRejected, NotFound
+from broker.inputs import BAD_TEXT, is_text, parse_json, whole_number
 from broker.keys import format_code
-from broker.sessions import Access, Actor, Session
+from broker.sessions import Access, Actor, Role, Session
+from broker.sessions.history import HistoryQuery
+from broker.technicians import Scope
 
+from . import transcript
 from .auth import bearer_token, client_address, current_technician
+from .scopes import NO_TOKEN, needs
 from .state import get_broker
 from .views import delivery_json, event_json, session_json
 
@@ -25,13 +31,23 @@ routes = web.RouteTableDef()
 async def json_body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
-    try:
-        data = await request.json(loads=json.loads)
-    except ValueError as exc:
-        raise InvalidInput("The request body is not valid JSON.", code="bad_json") from exc
+    # The bytes, not request.json(): JSON is UTF-8 whatever charset the client declares.
+    data = parse_json(await request.read())
     if not isinstance(data, dict):
         raise InvalidInput("The request body must be a JSON object.", code="bad_json")
     return data
+
+
+async def form_body(request: web.Request) -> MultiDictProxy[Any]:
+    """The form fields of a page's POST (or a webhook's)."""
+    try:
+        form = await request.post()
+    except (ValueError, LookupError) as exc:  # not text in its charset, or no such charset
+        raise InvalidInput("The form is not valid text.") from exc
+    if not all(is_text(name) and (not isinstance(value, str) or is_text(value))
+               for name, value in form.items()):
+        raise InvalidInput(BAD_TEXT, code="bad_text")
+    return form
 
 
 def _string(data: dict[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -50,7 +66,7 @@ async def session_for_caller(request: web.Request,
     """The session in the path and who is asking: its participant, or a technician with
     at least `need` access to it."""
     token = bearer_token(request)
-    if token is not None and token.startswith("sbp_"):
+    if is_participant_token(token):
         broker = get_broker(request.app)
         return await broker.sessions.for_participant(request.match_info["session_id"], token)
     return await _technician_session(request, need)
@@ -60,7 +76,7 @@ async def session_for_technician(request: web.Request,
                                  need: Access = Access.OWNER) -> tuple[Session, Actor]:
     broker = get_broker(request.app)
     token = bearer_token(request)
-    if token is not None and token.startswith("sbp_"):
+    if is_participant_token(token):
         await broker.sessions.participant(token)  # 401 if it is no credential at all
         raise Forbidden("Only the session's technician may do this.")
     return await _technician_session(request, need)
@@ -76,6 +92,7 @@ async def _technician_session(request: web.Request, need: Access) -> tuple[Sessi
 
 
 @routes.post("/api/v1/sessions")
+@needs(Scope.SESSIONS_WRITE)
 async def start_session(request: web.Request) -> web.Response:
     broker = get_broker(request.app)
     technician = await current_technician(request)
@@ -95,33 +112,46 @@ def join_url(request: web.Request, token: str) -> str:
 
 
 @routes.get("/api/v1/sessions")
+@needs(Scope.SESSIONS_READ)
 async def list_sessions(request: web.Request) -> web.Response:
+    """History: the sessions the technician owned or took part in (admins: anyone's),
+    searched and filtered, newest first, a page at a time."""
     broker = get_broker(request.app)
     technician = await current_technician(request)
-    sessions = await broker.sessions.visible_to(technician)
-    return web.json_response({"sessions": [session_json(s) for s in sessions]})
+    page = await broker.history.page(technician, HistoryQuery.parse(request.query))
+    return web.json_response({"sessions": [session_json(s) for s in page.sessions],
+                              "next_cursor": page.next_cursor})
 
 
 @routes.get("/api/v1/sessions/{session_id}")
+@needs(Scope.SESSIONS_READ)
 async def get_session_view(request: web.Request) -> web.Response:
-    session, _ = await session_for_caller(request, Access.CANDIDATE)
-    return web.json_response(session_json(session))
+    """The session; its owner and admins also get the live key and join link, so that
+    any of their browsers can show and send them."""
+    session, actor = await session_for_caller(request, Access.CANDIDATE)
+    body = session_json(session)
+    if actor.role is Role.TECHNICIAN and (
+            actor.id == session.technician_id
+            or (await current_technician(request)).is_admin):
+        key = await get_broker(request.app).sessions.live_key(session.id)
+        if key is not None:
+            body.update({"key": format_code(key.code), "join_url": join_url(request, key.token)})
+    return web.json_response(body)
 
 
 @routes.get("/api/v1/sessions/{session_id}/events")
+@needs(Scope.SESSIONS_READ)
 async def list_events(request: web.Request) -> web.Response:
     # A technician offered the session reads the transcript before accepting.
     session, _ = await session_for_caller(request, Access.CANDIDATE)
-    try:
-        after = int(request.query.get("after", "0"))
-        limit = int(request.query.get("limit", "1000"))
-    except ValueError as exc:
-        raise InvalidInput("after and limit must be whole numbers.") from exc
+    after = whole_number(request.query.get("after", "0"), "after")
+    limit = whole_number(request.query.get("limit", "1000"), "limit")
     events = await get_broker(request.app).sessions.events_after(session.id, after, limit)
     return web.json_response({"events": [event_json(e) for e in events]})
 
 
 @routes.post("/api/v1/sessions/{session_id}/messages")
+@needs(Scope.SESSIONS_WRITE)
 async def post_message(request: web.Request) -> web.Response:
     session, actor = await session_for_caller(request)
     data = await json_body(request)
@@ -132,6 +162,7 @@ async def post_message(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{session_id}/end")
+@needs(Scope.SESSIONS_WRITE)
 async def end_session(request: web.Request) -> web.Response:
     session, actor = await session_for_technician(request)
     ended = await get_broker(request.app).sessions.end(session.id, actor, "ended_by_technician")
@@ -139,6 +170,7 @@ async def end_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{session_id}/revoke")
+@needs(Scope.SESSIONS_WRITE)
 async def revoke_key(request: web.Request) -> web.Response:
     session, actor = await session_for_technician(request)
     ended = await get_broker(request.app).sessions.revoke_key(session.id, actor)
@@ -146,15 +178,20 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/sessions/{session_id}/transcript")
-async def transcript(request: web.Request) -> web.StreamResponse:
-    session, _ = await session_for_technician(request, Access.CANDIDATE)
+@needs(Scope.SESSIONS_READ)
+async def export_transcript(request: web.Request) -> web.StreamResponse:
+    """The readable transcript (web/transcript.py) as a file, in the reader's language
+    and time zone (`?lang=`, `?tz=`, or what the browser's cookies say); for whoever may
+    read it, also after handing the session over or leaving it."""
+    technician = await current_technician(request)
+    readable = await transcript.load(request, get_broker(request.app),
+                                     request.match_info["session_id"], technician)
+    session = readable.session
     kind = request.query.get("format", "text")
     if kind not in ("text", "html"):
         raise InvalidInput("format must be 'text' or 'html'.")
-    events = await get_broker(request.app).sessions.events_after(session.id, 0, 10_000)
-    context = {"session": session_json(session), "events": [event_json(e) for e in events]}
     template = "transcript.txt" if kind == "text" else "transcript.html"
-    response = aiohttp_jinja2.render_template(template, request, context)
+    response = aiohttp_jinja2.render_template(template, request, transcript.context(readable))
     response.content_type = "text/plain" if kind == "text" else "text/html"
     response.charset = "utf-8"
     filename = f"transcript-{session.id}.{'txt' if kind == 'text' else 'html'}"
@@ -178,6 +215,7 @@ async def redeem(request: web.Request, *, code: str | None, token: str | None,
 
 
 @routes.post("/api/v1/join")
+@needs(NO_TOKEN)
 async def join(request: web.Request) -> web.Response:
     data = await json_body(request)
     code, token = _string(data, "key"), _string(data, "token")
@@ -196,6 +234,7 @@ async def join(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{session_id}/deliveries")
+@needs(Scope.DELIVERIES)
 async def send_key(request: web.Request) -> web.Response:
     """Queue the session's key for sending by SMS or email; the worker sends it."""
     broker = get_broker(request.app)
@@ -210,6 +249,7 @@ async def send_key(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/sessions/{session_id}/deliveries")
+@needs(Scope.DELIVERIES)
 async def list_deliveries(request: web.Request) -> web.Response:
     session, _ = await session_for_technician(request, Access.COLLABORATOR)
     found = await get_broker(request.app).deliveries.for_session(session.id)
@@ -217,13 +257,14 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 
 @routes.post(STATUS_CALLBACK_PATH)
+@needs(NO_TOKEN)
 async def twilio_status_callback(request: web.Request) -> web.Response:
     """Twilio's status callbacks, accepted only with a valid X-Twilio-Signature."""
     from twilio.request_validator import RequestValidator
 
     broker = get_broker(request.app)
     settings = broker.settings
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    form = {k: str(v) for k, v in (await form_body(request)).items()}
     if not settings.twilio_auth_token:
         raise NotFound("Twilio is not configured.")
     url = settings.base_url + request.path_qs

@@ -12,15 +12,23 @@ import hmac
 import secrets
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp_session import Session as CookieSession
 from aiohttp_session import get_session
 
+from broker.audit import AuditActor
+from broker.audit import context as audit_context
+from broker.credentials import Credential, kind_of
 from broker.errors import BrokerError, Forbidden, Unauthenticated
-from broker.technicians import Technician
+from broker.technicians import Ending, PasswordChangeRequired, Scope, Technician, TokenGrant
 
+from .scopes import route_need
 from .state import get_broker
 
 LOGIN_KEY = "login_id"
+# When this login's technician last gave their password or a second factor: enrolling or
+# removing a factor needs it to be recent (broker/factors, FRESH_SECONDS).
+SIGNED_IN_AT = "signed_in_at"
 CSRF_KEY = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -65,7 +73,9 @@ async def check_csrf(request: web.Request, submitted: str | None = None) -> None
 SESSION_COOKIE = "sb_session"
 
 
-async def cookie_technician(request: web.Request) -> Technician | None:
+async def cookie_login(request: web.Request) -> tuple[Technician, str] | None:
+    """The technician of this request's live login, and the login's id, whether or not
+    they must change their password first (the password page needs them)."""
     if SESSION_COOKIE not in request.cookies:
         return None  # no login cookie: do not build (and hold) an empty cookie session
     session = await get_session(request)
@@ -76,25 +86,74 @@ async def cookie_technician(request: web.Request) -> Technician | None:
     try:
         # The login must still be live: a logout (or an admin) ends it for every copy
         # of the cookie.
-        return await broker.technicians.get(await broker.logins.check(login_id))
+        technician = await broker.technicians.get(await broker.logins.check(login_id))
     except BrokerError:
         session.invalidate()
         return None
+    if technician.disabled:
+        session.invalidate()
+        return None
+    return technician, login_id
+
+
+async def cookie_technician(request: web.Request) -> Technician | None:
+    """The logged-in technician; PasswordChangeRequired while they log in with a one-time
+    password (a cookie then reaches nothing but the password page)."""
+    found = await cookie_signed_in(request)
+    return None if found is None else found[0]
+
+
+async def cookie_signed_in(request: web.Request) -> tuple[Technician, str] | None:
+    """`cookie_technician` and the id of their login (a socket is closed when it ends)."""
+    found = await cookie_login(request)
+    if found is not None and found[0].must_change_password:
+        raise PasswordChangeRequired("Choose your own password first.")
+    return found
 
 
 async def current_technician(request: web.Request) -> Technician:
     """The technician behind this request; checks CSRF for cookie-authenticated changes."""
     token = bearer_token(request)
     if token is not None:
-        if not token.startswith("sbt_"):
+        kind = kind_of(token)
+        if kind is Credential.PARTICIPANT:
+            await get_broker(request.app).sessions.participant(token)  # 401 if unknown
             raise Forbidden("This endpoint needs a technician's credentials.")
-        return await get_broker(request.app).technicians.by_token(token)
+        if kind is None:
+            raise Unauthenticated("This is not a token the broker hands out.")
+        return acting((await token_grant(request, token)).technician)
     technician = await cookie_technician(request)
     if technician is None:
         raise Unauthenticated("Log in or send an API token as 'Authorization: Bearer'.")
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         await check_csrf(request)
+    return acting(technician)
+
+
+def acting(technician: Technician) -> Technician:
+    """What this request or socket does from now on, `technician` does (for the audit
+    log, broker/audit/context.py)."""
+    audit_context.set_actor(AuditActor.technician(technician.id, technician.display_name))
     return technician
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's task knows its client's address (for the audit log)."""
+    audit_context.set_address(client_address(
+        request, get_broker(request.app).settings.trust_forwarded_for))
+    return await handler(request)
+
+
+async def token_grant(request: web.Request, token: str) -> TokenGrant:
+    """An API token's grant, checked against the scope the route declares (web/scopes.py):
+    401 for a token that is unknown, revoked or expired, 403 for one without the scope."""
+    grant = await get_broker(request.app).technicians.tokens.resolve(token)
+    need = route_need(request)
+    if not isinstance(need, Scope):
+        raise Forbidden("API tokens are not accepted here.", code="token_not_accepted")
+    grant.require(need)
+    return grant
 
 
 async def log_in(request: web.Request, technician: Technician) -> CookieSession:
@@ -105,6 +164,7 @@ async def log_in(request: web.Request, technician: Technician) -> CookieSession:
     session = await get_session(request)
     session[LOGIN_KEY] = login_id
     session[CSRF_KEY] = secrets.token_urlsafe(24)
+    session[SIGNED_IN_AT] = get_broker(request.app).clock.now()
     return session
 
 
@@ -113,7 +173,8 @@ async def log_out(request: web.Request) -> None:
     login_id = session.get(LOGIN_KEY)
     if isinstance(login_id, str):
         with contextlib.suppress(BrokerError):
-            await get_broker(request.app).logins.end(login_id, "logout", by_admin=True)
+            await get_broker(request.app).logins.end(login_id, Ending.LOGOUT,
+                                                     by_admin=True)
     session.invalidate()
 
 

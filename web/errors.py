@@ -7,9 +7,12 @@ rendered error page in the visitor's language. Nothing unexpected leaks a stack 
 from __future__ import annotations
 
 import logging
+import secrets
+from typing import Final
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.typedefs import Handler
 
 from broker.errors import (
@@ -32,6 +35,11 @@ from broker.errors import (
     TypeNotAllowed,
     Unauthenticated,
 )
+from broker.inputs import BAD_TEXT, is_text
+from broker.technicians import InsufficientScope
+
+from .accesslog import redact
+from .auth import bearer_token
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +63,18 @@ def status_of(error: BrokerError) -> int:
     return 400
 
 
-def _headers(error: BrokerError) -> dict[str, str]:
+def _headers(request: web.Request, error: BrokerError) -> dict[str, str]:
     if isinstance(error, RateLimited):
         return {"Retry-After": str(max(1, round(error.retry_after + 0.5)))}
+    if isinstance(error, InsufficientScope):  # RFC 6750 3.1
+        return {"WWW-Authenticate":
+                f'Bearer error="insufficient_scope", scope="{error.scope.value}"'}
+    if isinstance(error, Unauthenticated):
+        # RFC 6750: a bearer token that was sent and is not valid says so; a request
+        # without one only learns which scheme to use.
+        if bearer_token(request) is not None:
+            return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        return {"WWW-Authenticate": "Bearer"}
     return {}
 
 
@@ -73,9 +90,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = status_of(error)
         if is_api(request):
             return web.json_response({"error": error.code, "message": error.message},
-                                     status=status, headers=_headers(error))
-        return error_page(request, error.code, status, error.message, _headers(error))
+                                     status=status, headers=_headers(request, error))
+        return error_page(request, error.code, status, error.message, _headers(request, error))
     except web.HTTPException as exc:
+        if exc.status >= 500:  # e.g. aiohttp_jinja2's "Template 'x' not found": a fault
+            return _internal(request)
         if exc.status < 400 or not is_api(request):
             if exc.status in (404, 405) and not is_api(request):
                 return error_page(request, "not_found", exc.status, exc.reason)
@@ -85,16 +104,58 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                                  headers={k: v for k, v in exc.headers.items()
                                           if k == "Allow"})
     except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        if is_api(request):
-            return web.json_response({"error": "internal", "message": "Something went wrong."},
-                                     status=500)
-        return error_page(request, "internal", 500, "Something went wrong.")
+        return _internal(request)
+
+
+@web.middleware
+async def text_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuses a path or query string that is no text (`is_text`: a NUL in an id or a
+    search reached the database). Inside aiohttp_jinja2's middleware, so that the error
+    page it becomes has its template context."""
+    if not is_text(request.path) or not all(is_text(name) and is_text(value)
+                                            for name, value in request.query.items()):
+        raise InvalidInput(BAD_TEXT, code="bad_text")
+    return await handler(request)
+
+
+class ClientFaults(logging.Filter):
+    """On aiohttp's server logger: a request that is no valid HTTP (a request line or a
+    header over 8 KiB, say) is the client's fault, which aiohttp logs as an error with a
+    traceback. It becomes a warning naming the kind of fault only: the line itself may
+    carry a key or a token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = record.exc_info[1] if record.exc_info else None
+        if isinstance(fault, BadHttpMessage):
+            client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "refused a request from %s: %s (%d)", (
+                client, type(fault).__name__, fault.code)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+CLIENT_FAULTS: Final = ClientFaults()
+
+
+def _internal(request: web.Request) -> web.Response:
+    """A fault of the broker: logged with its traceback under a fresh reference, which the
+    answer names; the exception's own text stays in the log."""
+    reference = secrets.token_hex(6)
+    log.exception("internal error %s on %s %s", reference, request.method,
+                  redact(request.path))
+    message = f"Something went wrong (reference {reference})."
+    if is_api(request):
+        return web.json_response({"error": "internal", "message": message,
+                                  "reference": reference}, status=500)
+    return error_page(request, "internal", 500, message, reference=reference)
 
 
 def error_page(request: web.Request, code: str, status: int, message: str,
-               headers: dict[str, str] | None = None) -> web.Response:
+               headers: dict[str, str] | None = None, *,
+               reference: str | None = None) -> web.Response:
     response = aiohttp_jinja2.render_template(
-        "error.html", request, {"code": code, "detail": message}, status=status)
+        "error.html", request, {"code": code, "detail": message, "reference": reference},
+        status=status)
     response.headers.update(headers or {})
     return response

@@ -31,15 +31,17 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from broker.clock import isoformat
+from broker.credentials import is_participant_token
 from broker.errors import Forbidden, InvalidInput
 from broker.sessions import Actor, Session
-from broker.transfer import RequestChecksum, Upload, UploadState
+from broker.technicians import Scope
+from broker.transfer import BATCH_BYTES, CHECKSUM_ALGORITHMS, RequestChecksum, Upload, UploadState
 from broker.transfer.names import content_disposition
-from broker.transfer.service import BATCH_BYTES, CHECKSUM_ALGORITHMS
 
 from .auth import bearer_token, current_technician
 from .direct import STOPPED_READING, SocketSink, close_lent, lent_body, lent_socket
 from .pages import FILES_COOKIE
+from .scopes import NO_TOKEN, needs
 from .state import get_broker
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ async def _caller(request: web.Request, *, changes: bool) -> tuple[Session, Acto
     if token is None and not changes:
         # Plain download links in the end user's browser; the cookie's path is this API.
         token = request.cookies.get(FILES_COOKIE.format(session_id))
-    if token is not None and token.startswith("sbp_"):
+    if is_participant_token(token):
         return await broker.sessions.for_participant(session_id, token)
     technician = await current_technician(request)
     session = await broker.sessions.get(session_id)
@@ -170,6 +172,7 @@ def file_json(upload: Upload) -> dict[str, Any]:
 
 @routes.route("OPTIONS", FILES + "/")
 @routes.route("OPTIONS", UPLOAD)
+@needs(NO_TOKEN)
 async def options(request: web.Request) -> web.Response:
     limits = get_broker(request.app).transfers.limits
     headers = {"Tus-Version": TUS_VERSION, "Tus-Extension": TUS_EXTENSIONS,
@@ -180,6 +183,7 @@ async def options(request: web.Request) -> web.Response:
 
 
 @routes.post(FILES + "/")
+@needs(Scope.SESSIONS_WRITE)
 async def create_upload(request: web.Request) -> web.Response:
     refusal = _tus_refusal(request)
     if refusal is not None:
@@ -200,6 +204,7 @@ async def create_upload(request: web.Request) -> web.Response:
 
 
 @routes.get(FILES + "/")
+@needs(Scope.SESSIONS_READ)
 async def list_files(request: web.Request) -> web.Response:
     session, _ = await _caller(request, changes=False)
     uploads = await get_broker(request.app).transfers.for_session(session.id)
@@ -207,6 +212,7 @@ async def list_files(request: web.Request) -> web.Response:
 
 
 @routes.route("HEAD", UPLOAD)
+@needs(Scope.SESSIONS_READ)
 async def head_upload(request: web.Request) -> web.StreamResponse:
     if "Tus-Resumable" not in request.headers:
         return await download(request)  # a plain HEAD: the download's headers
@@ -224,6 +230,7 @@ async def head_upload(request: web.Request) -> web.StreamResponse:
 
 
 @routes.patch(UPLOAD)
+@needs(Scope.SESSIONS_WRITE)
 async def append(request: web.Request) -> web.Response:
     refusal = _tus_refusal(request)
     if refusal is not None:
@@ -246,6 +253,7 @@ async def append(request: web.Request) -> web.Response:
 
 
 @routes.delete(UPLOAD)
+@needs(Scope.SESSIONS_WRITE)
 async def terminate(request: web.Request) -> web.Response:
     refusal = _tus_refusal(request)
     if refusal is not None:
@@ -274,17 +282,23 @@ def _byte_range(request: web.Request, upload: Upload) -> tuple[int, int] | None:
     first, last = match.groups()
     size = upload.size
     if first == "":
-        start, end = max(0, size - int(last)), size
-        if int(last) == 0:
+        start, end = max(0, size - _position(last)), size
+        if _position(last) == 0:
             start = size
     else:
-        start = int(first)
-        end = size if last == "" else min(size, int(last) + 1)
-        if last != "" and int(last) < start:
+        start = _position(first)
+        end = size if last == "" else min(size, _position(last) + 1)
+        if last != "" and _position(last) < start:
             return None
     if start >= size or start >= end:
         raise _Unsatisfiable()
     return start, end
+
+
+def _position(digits: str) -> int:
+    """A Range position; past 18 digits it is beyond any file, and not parsed (int()
+    refuses more than 4300 digits)."""
+    return int(digits) if len(digits) <= 18 else 10**18
 
 
 def _etag(upload: Upload) -> str:
@@ -292,8 +306,9 @@ def _etag(upload: Upload) -> str:
 
 
 @routes.get(UPLOAD, allow_head=False)
+@needs(Scope.SESSIONS_READ)
 async def download(request: web.Request) -> web.StreamResponse:
-    session, _ = await _caller(request, changes=False)
+    session, actor = await _caller(request, changes=False)
     transfers = get_broker(request.app).transfers
     upload = await transfers.downloadable(session.id, request.match_info["upload_id"])
     try:
@@ -303,6 +318,7 @@ async def download(request: web.Request) -> web.StreamResponse:
             {"error": "range_not_satisfiable", "message": "The range is outside the file."},
             status=416, headers={"Content-Range": f"bytes */{upload.size}"})
     start, end = wanted if wanted is not None else (0, upload.size)
+    await transfers.downloading(upload, actor, start)
     response = web.StreamResponse(status=200 if wanted is None else 206)
     response.content_type = upload.content_type
     response.content_length = end - start

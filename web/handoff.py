@@ -9,13 +9,15 @@ from aiohttp import web
 
 from broker.clock import isoformat
 from broker.errors import Forbidden, InvalidInput
+from broker.inputs import in_range, whole_number
 from broker.sessions import Access
-from broker.technicians import Technician
+from broker.technicians import Ending, Scope, Technician
 
 from .api import json_body
 from .auth import current_technician
+from .scopes import needs
 from .state import get_broker
-from .views import handoff_json, session_json, team_json
+from .views import handoff_json, request_json, session_json, team_json
 
 routes = web.RouteTableDef()
 
@@ -33,27 +35,15 @@ def _int(data: dict[str, Any], name: str) -> int | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidInput(f"The field {name!r} must be a whole number.")
-    return value
+    return in_range(value, name)
 
 
 def _path_int(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError as exc:
-        raise InvalidInput(f"{name} must be a number.") from exc
-
-
-@routes.get("/api/v1/technicians")
-async def roster(request: web.Request) -> web.Response:
-    """Every technician with presence (online, away, offline) and teams, online first."""
-    await current_technician(request)
-    entries = await get_broker(request.app).handoffs.roster()
-    return web.json_response({"technicians": [
-        {"id": t.id, "name": t.display_name, "is_admin": t.is_admin, "presence": p.value,
-         "teams": teams} for t, p, teams in entries]})
+    return whole_number(request.match_info[name], name)
 
 
 @routes.get("/api/v1/teams")
+@needs(Scope.SESSIONS_READ)
 async def list_teams(request: web.Request) -> web.Response:
     await current_technician(request)
     teams = await get_broker(request.app).teams.all()
@@ -61,6 +51,7 @@ async def list_teams(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/teams")
+@needs(Scope.ADMIN)
 async def create_team(request: web.Request) -> web.Response:
     await admin(request)
     data = await json_body(request)
@@ -72,6 +63,7 @@ async def create_team(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/teams/{team_id}/members")
+@needs(Scope.ADMIN)
 async def add_member(request: web.Request) -> web.Response:
     await admin(request)
     broker = get_broker(request.app)
@@ -84,6 +76,7 @@ async def add_member(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/teams/{team_id}/members/{technician_id}")
+@needs(Scope.ADMIN)
 async def remove_member(request: web.Request) -> web.Response:
     await admin(request)
     team = await get_broker(request.app).teams.remove_member(
@@ -91,7 +84,21 @@ async def remove_member(request: web.Request) -> web.Response:
     return web.json_response(team_json(team))
 
 
+@routes.patch("/api/v1/teams/{team_id}/members/{technician_id}")
+@needs(Scope.ADMIN)
+async def change_member(request: web.Request) -> web.Response:
+    """Make a member the team's lead (`{"lead": true}`), or no longer."""
+    await admin(request)
+    lead = (await json_body(request)).get("lead")
+    if not isinstance(lead, bool):
+        raise InvalidInput("The field 'lead' must be true or false.")
+    team = await get_broker(request.app).teams.set_lead(
+        _path_int(request, "team_id"), _path_int(request, "technician_id"), lead)
+    return web.json_response(team_json(team))
+
+
 @routes.post("/api/v1/sessions/{session_id}/transfer")
+@needs(Scope.SESSIONS_WRITE)
 async def transfer(request: web.Request) -> web.Response:
     broker = get_broker(request.app)
     technician = await current_technician(request)
@@ -110,6 +117,7 @@ async def transfer(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/sessions/{session_id}/handoffs")
+@needs(Scope.SESSIONS_READ)
 async def session_handoffs(request: web.Request) -> web.Response:
     """The transfer history of a session (its technicians and admins)."""
     broker = get_broker(request.app)
@@ -123,6 +131,7 @@ async def session_handoffs(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/handoffs")
+@needs(Scope.SESSIONS_READ)
 async def my_handoffs(request: web.Request) -> web.Response:
     """Transfers offered to me and sessions waiting in my teams' queues."""
     broker = get_broker(request.app)
@@ -134,6 +143,7 @@ async def my_handoffs(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/handoffs/{handoff_id}/accept")
+@needs(Scope.SESSIONS_WRITE)
 async def accept(request: web.Request) -> web.Response:
     broker = get_broker(request.app)
     technician = await current_technician(request)
@@ -142,6 +152,7 @@ async def accept(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/handoffs/{handoff_id}/decline")
+@needs(Scope.SESSIONS_WRITE)
 async def decline(request: web.Request) -> web.Response:
     broker = get_broker(request.app)
     technician = await current_technician(request)
@@ -155,6 +166,7 @@ async def decline(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/handoffs/{handoff_id}/cancel")
+@needs(Scope.SESSIONS_WRITE)
 async def cancel(request: web.Request) -> web.Response:
     broker = get_broker(request.app)
     technician = await current_technician(request)
@@ -164,38 +176,55 @@ async def cancel(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/queues")
+@needs(Scope.SESSIONS_READ)
 async def queues(request: web.Request) -> web.Response:
-    """My teams' queues (admins: all) with their waiting sessions, longest waiting first."""
+    """My teams' queues (admins: all) with their waiting sessions, in order of their due
+    times: a customer's request's first-response target (with its form's values under
+    `request`), a transfer's deadline, else when it was queued."""
     broker = get_broker(request.app)
     technician = await current_technician(request)
     now = broker.clock.now()
     result = []
     for team, waiting in await broker.handoffs.queues(technician):
-        result.append({**team_json(team), "waiting": [
-            handoff_json(await broker.handoffs.notice(h, team=team), now) for h in waiting]})
+        requests = await broker.intake.of_sessions([h.session_id for h in waiting])
+        items = []
+        for handoff in waiting:
+            found = requests.get(handoff.session_id)
+            due = found.due_at if found else handoff.deadline or handoff.created_at
+            # Equal due times: by arrival, as the customers' places are counted.
+            order = (due, found.created_at, found.id) if found else (
+                due, handoff.created_at, handoff.id)
+            items.append((order, {
+                **handoff_json(await broker.handoffs.notice(handoff, team=team), now),
+                "due_at": _iso(due), "request": request_json(found, now) if found else None}))
+        items.sort(key=lambda item: item[0])
+        result.append({**team_json(team), "waiting": [item for _, item in items]})
     return web.json_response({"queues": result})
 
 
 @routes.get("/api/v1/sessions/{session_id}/notes")
+@needs(Scope.SESSIONS_READ)
 async def get_notes(request: web.Request) -> web.Response:
     broker = get_broker(request.app)
     technician = await current_technician(request)
-    notes = await broker.handoffs.notes(request.match_info["session_id"], technician)
+    notes = await broker.sessions.notes(request.match_info["session_id"], technician)
     return web.json_response({"notes": notes})
 
 
 @routes.put("/api/v1/sessions/{session_id}/notes")
+@needs(Scope.SESSIONS_WRITE)
 async def put_notes(request: web.Request) -> web.Response:
     broker = get_broker(request.app)
     technician = await current_technician(request)
     notes = (await json_body(request)).get("notes")
     if not isinstance(notes, str):
         raise InvalidInput("The field 'notes' must be a string.")
-    saved = await broker.handoffs.set_notes(request.match_info["session_id"], technician, notes)
+    saved = await broker.sessions.set_notes(request.match_info["session_id"], technician, notes)
     return web.json_response({"notes": saved})
 
 
 @routes.post("/api/v1/sessions/{session_id}/collaborators")
+@needs(Scope.SESSIONS_WRITE)
 async def invite(request: web.Request) -> web.Response:
     broker = get_broker(request.app)
     technician = await current_technician(request)
@@ -207,6 +236,7 @@ async def invite(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/sessions/{session_id}/collaborators/me")
+@needs(Scope.SESSIONS_WRITE)
 async def leave(request: web.Request) -> web.Response:
     broker = get_broker(request.app)
     technician = await current_technician(request)
@@ -215,6 +245,7 @@ async def leave(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/logins")
+@needs(Scope.ADMIN)
 async def list_logins(request: web.Request) -> web.Response:
     """Who holds a seat now (admins)."""
     broker = get_broker(request.app)
@@ -227,9 +258,11 @@ async def list_logins(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/logins/{login_id}/end")
+@needs(Scope.ADMIN)
 async def end_login(request: web.Request) -> web.Response:
     await admin(request)
-    await get_broker(request.app).logins.end(request.match_info["login_id"], "ended_by_admin",
+    await get_broker(request.app).logins.end(request.match_info["login_id"],
+                                             Ending.ENDED_BY_ADMIN,
                                              by_admin=True)
     return web.Response(status=204)
 

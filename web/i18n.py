@@ -1,44 +1,21 @@
-"""Translations from gettext catalogs (web/locale/<lang>/LC_MESSAGES/messages.po) via Babel.
+"""Translations at the edge (the catalogs are broker/i18n.py).
 
-The .po files are compiled in memory at start-up, so the repository holds no binaries.
 A request's language: ``?lang=`` (remembered in a cookie), then the cookie, then
 Accept-Language, then the default from settings.
 """
 
 from __future__ import annotations
 
-import gettext
-import io
-from collections.abc import Callable
-from pathlib import Path
-
 from aiohttp import web
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 
-LANGUAGES = ("en", "de")
+from broker.i18n import LANGUAGES, Translations
+
 LANG_COOKIE = "lang"
-_LOCALE_DIR = Path(__file__).parent / "locale"
+__all__ = ["LANGUAGES", "LANG_COOKIE", "Catalogs"]
 
 
-class Catalogs:
-    """One compiled catalog per language; English is the source language."""
-
-    def __init__(self, default: str) -> None:
-        self.default = default
-        self._translations: dict[str, gettext.NullTranslations] = {"en": gettext.NullTranslations()}
-        for lang in LANGUAGES:
-            po = _LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
-            if po.exists():
-                with po.open("rb") as handle:
-                    catalog = read_po(handle, locale=lang)
-                buffer = io.BytesIO()
-                write_mo(buffer, catalog)
-                buffer.seek(0)
-                self._translations[lang] = gettext.GNUTranslations(buffer)
-
-    def gettext(self, lang: str) -> Callable[[str], str]:
-        return self._translations.get(lang, self._translations["en"]).gettext
+class Catalogs(Translations):
+    """The broker's catalogs, and the language a request asks for."""
 
     def negotiate(self, request: web.Request) -> str:
         for candidate in (request.query.get("lang"), request.cookies.get(LANG_COOKIE)):

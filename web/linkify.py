@@ -1,4 +1,5 @@
-"""Chat text to safe HTML: everything escaped, http(s) links made clickable."""
+"""Chat text to safe HTML: everything escaped, http(s) links made clickable, and
+bidirectional controls shown instead of obeyed (`inert`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import re
 
 from markupsafe import Markup, escape
 
+from broker.transcripts.text import inert
+
+__all__ = ["inert", "linkify"]
+
 _URL = re.compile(r"\bhttps?://[^\s<>\"']+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
 
 
 def linkify(text: str) -> Markup:
+    text = inert(text)
     parts: list[str] = []
     position = 0
     for match in _URL.finditer(text):

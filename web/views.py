@@ -7,6 +7,8 @@ from typing import Any
 from broker.clock import isoformat
 from broker.delivery import Delivery
 from broker.handoff import HandoffNotice, Team
+from broker.intake import Request, RequestStatus
+from broker.protocol.events import SPECS
 from broker.sessions import Event, Session
 
 
@@ -30,14 +32,14 @@ def session_json(session: Session) -> dict[str, Any]:
     }
 
 
-_EVENT_TIMES = frozenset({"expires_at", "deadline"})  # event fields that are epoch seconds
-
-
 def event_json(event: Event) -> dict[str, Any]:
     data: dict[str, Any] = {"seq": event.seq, "type": event.type, "at": isoformat(event.at),
                             "author": event.author, **event.data}
-    for name in _EVENT_TIMES & event.data.keys():
-        data[name] = isoformat(event.data[name])
+    spec = SPECS.get(event.type)  # None for a kind stored by an older broker
+    if spec is not None:
+        # Stored as epoch seconds: ISO 8601 on the wire, as the event kind declares.
+        for name in spec.times & event.data.keys():
+            data[name] = isoformat(event.data[name])
     if event.client_id is not None:
         data["client_id"] = event.client_id
     return data
@@ -102,9 +104,36 @@ def handoff_json(notice: HandoffNotice, now: float) -> dict[str, Any]:
         if handoff.state.value == "pending" else None,
         "deadline": _time(handoff.deadline),
         "decided_at": _time(handoff.decided_at),
+        "decided_by": None if handoff.decided_by is None else
+        {"id": handoff.decided_by, "name": notice.decider_name},
         "reason": handoff.reason,
     }
 
 
 def team_json(team: Team) -> dict[str, Any]:
-    return {"team_id": team.id, "name": team.name, "member_ids": list(team.member_ids)}
+    return {"team_id": team.id, "name": team.name, "member_ids": list(team.member_ids),
+            "lead_ids": list(team.lead_ids), "message_email": team.message_email}
+
+
+def request_json(request: Request, now: float) -> dict[str, Any]:
+    """A request as its team's technicians see it: the form's values and the target."""
+    waiting = request.status in (RequestStatus.WAITING, RequestStatus.ACCEPTED,
+                                 RequestStatus.UNANSWERED)
+    return {
+        "request_id": request.id, "kind": request.kind.value, "status": request.status.value,
+        "team_id": request.team_id, "session_id": request.session_id,
+        "severity": request.severity.value, "name": request.name, "email": request.email,
+        "phone": request.phone, "description": request.description,
+        "fields": request.fields, "language": request.language,
+        "created_at": isoformat(request.created_at), "due_at": isoformat(request.due_at),
+        "alert_at": isoformat(request.alert_at),
+        # Until the first response: how long is left (0 once it is due).
+        "remaining_seconds": max(0, round(request.due_at - now))
+        if waiting and request.first_response_at is None and request.answered_at is None
+        else None,
+        "first_response_at": _time(request.first_response_at),
+        "alerted_at": _time(request.alerted_at), "breached_at": _time(request.breached_at),
+        "closed_at": _time(request.closed_at), "accepted_by": request.accepted_by,
+        "answered_at": _time(request.answered_at), "answered_by": request.answered_by,
+        "answer_session_id": request.answer_session_id,
+    }

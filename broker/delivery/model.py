@@ -56,9 +56,13 @@ class Attempt:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Delivery:
+    """A message to send: a session's key (its invitation, asked for by a technician) or
+    a notice (`content`: JSON of its subject, text and reply address; no session, no
+    technician), such as a customer's message to a team (broker/intake)."""
+
     id: str
-    session_id: str
-    technician_id: int
+    session_id: str | None
+    technician_id: int | None
     channel: Channel
     recipient: str
     language: str
@@ -70,6 +74,7 @@ class Delivery:
     created_at: float
     updated_at: float
     history: tuple[Attempt, ...] = ()
+    content: str | None = None
 
     def __post_init__(self) -> None:
         if self.attempts < 0:
@@ -87,4 +92,4 @@ class Delivery:
         return cls(row.id, row.session_id, row.technician_id, Channel(row.channel),
                    row.recipient, row.language, DeliveryStatus(row.status), row.provider_id,
                    row.error, row.attempts, row.next_attempt_at, row.created_at,
-                   row.updated_at, history)
+                   row.updated_at, history, row.content)

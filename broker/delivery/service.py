@@ -12,21 +12,25 @@ restart. Every attempt and status change is recorded and published to the techni
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
 
-import phonenumbers
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..audit import Action, AuditService
 from ..bus import EventBus
-from ..clock import Clock
-from ..db import deliveries, delivery_attempts, technicians
+from ..clock import Clock, nap
 from ..errors import Conflict, DeliveryFailed, InvalidInput, KeyRejected, NotFound, RateLimited
+from ..hashing import Sealer
+from ..inputs import email_address, phone_number
 from ..keys import KeyStore
 from ..metrics import Metrics
+from ..schema import deliveries, delivery_attempts, technicians
 from ..sessions import ALL_SESSIONS_TOPIC, Session, SessionState, technician_topic
 from ..settings import Settings
 from ..technicians import Technician
@@ -47,8 +51,10 @@ class DeliveryService:
 
     def __init__(self, settings: Settings, engine: AsyncEngine, keys: KeyStore, bus: EventBus,
                  clock: Clock, *, sms: SmsSender | None, email: EmailSender | None,
-                 metrics: Metrics, node_id: str) -> None:
+                 metrics: Metrics, node_id: str, audit: AuditService,
+                 sealer: Sealer | None = None) -> None:
         self._settings = settings
+        self._audit = audit
         self._metrics = metrics
         self._node_id = node_id
         self._engine = engine
@@ -58,6 +64,7 @@ class DeliveryService:
         self._sms = sms
         self._email = email
         self._wakeup = asyncio.Event()
+        self._sealer = sealer
 
     async def close(self) -> None:
         for sender in (self._sms, self._email):
@@ -67,9 +74,12 @@ class DeliveryService:
     def configured(self, channel: Channel) -> bool:
         return (self._sms if channel is Channel.SMS else self._email) is not None
 
-    def setup_hint(self, channel: Channel) -> str | None:
-        """What to configure before `channel` works, or None if it works."""
-        return None if self.configured(channel) else _NOT_CONFIGURED[channel]
+    def setup_hint(self, channel: Channel, *, admin: bool) -> str | None:
+        """None if `channel` works; otherwise, for admins (who run the broker) the settings
+        to add, and for other technicians whom to ask."""
+        if self.configured(channel):
+            return None
+        return (_SETTINGS_MISSING if admin else _NOT_SET_UP)[channel]
 
     # -- requests ------------------------------------------------------------------------
 
@@ -83,12 +93,14 @@ class DeliveryService:
         language = language or self._settings.default_language
         if language not in LANGUAGES:
             raise InvalidInput("language must be 'en' or 'de'.", code="invalid_language")
-        if not self.configured(kind):
-            raise Conflict(_NOT_CONFIGURED[kind], code=f"{kind.value}_not_configured")
+        hint = self.setup_hint(kind, admin=technician.is_admin)
+        if hint is not None:
+            raise Conflict(hint, code=f"{kind.value}_not_configured")
         if session.state is not SessionState.WAITING:
             raise Conflict("The end user has joined or the session has ended; "
                            "the key cannot be sent any more.", code="not_waiting")
-        recipient = (self._phone(to) if kind is Channel.SMS else _email(to))
+        recipient = (phone_number(to, self._settings.sms_default_country)
+                     if kind is Channel.SMS else email_address(to))
         now = self._clock.now()
         async with self._engine.begin() as conn:
             await self._keys.reveal(conn, session.id, now)  # refuses a key that is not live
@@ -102,17 +114,37 @@ class DeliveryService:
             await _record(conn, delivery_id, now, "requested",
                           f"{kind.value} to {recipient} in {language}")
         self._wakeup.set()
-        return await self._publish(delivery_id)
+        delivery = await self._publish(delivery_id)
+        await self._audit.record(Action.KEY_DELIVERED, session_id=session.id, details={
+            "delivery_id": delivery_id, "channel": kind.value, "recipient": recipient,
+            "language": language})
+        return delivery
 
-    def _phone(self, text: str) -> str:
-        try:
-            number = phonenumbers.parse(text, self._settings.sms_default_country)
-        except phonenumbers.NumberParseException:
-            number = None
-        if number is None or not phonenumbers.is_valid_number(number):
-            raise InvalidInput(f"{text.strip()[:40]!r} is not a valid phone number.",
-                               code="invalid_phone")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    async def notify(self, to: str, subject: str, text: str, *,
+                     reply_to: str | None = None, html: str | None = None,
+                     language: str | None = None, secret: bool = False) -> Delivery:
+        """Queue a notice by email (not a key): sent, retried and recorded like the rest,
+        but shown on no dashboard, as it belongs to no session. With `html`, the email
+        has both parts; a `secret` one (a code) is stored sealed, as keys are."""
+        if not self.configured(Channel.EMAIL):
+            raise Conflict(_SETTINGS_MISSING[Channel.EMAIL], code="email_not_configured")
+        now = self._clock.now()
+        delivery_id = secrets.token_urlsafe(12)
+        content = json.dumps({"subject": subject, "text": text, "reply_to": reply_to,
+                              "html": html}, ensure_ascii=False)
+        if secret:
+            if self._sealer is None:
+                raise ValueError("a secret notice needs the sealer")
+            content = json.dumps({"sealed": self._sealer.seal(content, delivery_id)})
+        async with self._engine.begin() as conn:
+            await conn.execute(deliveries.insert().values(
+                id=delivery_id, channel=Channel.EMAIL.value, recipient=email_address(to),
+                language=language or self._settings.default_language, content=content,
+                status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now,
+                created_at=now, updated_at=now))
+            await _record(conn, delivery_id, now, "requested", f"notice to {to}")
+        self._wakeup.set()
+        return await self.get(delivery_id)
 
     async def _check_limits(self, conn: AsyncConnection, session_id: str,
                             technician_id: int, now: float) -> None:
@@ -196,10 +228,7 @@ class DeliveryService:
                 await self.run_due()
             except Exception:
                 log.exception("delivery worker failed; trying again")
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), self._settings.delivery_poll_seconds)
-            except TimeoutError:
-                pass
+            await nap(self._wakeup, self._settings.delivery_poll_seconds)
             self._wakeup.clear()
 
     async def _attempt(self, delivery_id: str) -> None:
@@ -239,6 +268,8 @@ class DeliveryService:
         await self._publish(delivery_id)
 
     async def _send(self, delivery: Delivery, now: float) -> str:
+        if delivery.content is not None or delivery.session_id is None:
+            return await self._send_notice(delivery)
         async with self._engine.connect() as conn:
             key = await self._keys.reveal(conn, delivery.session_id, now)
             technician = await conn.scalar(sa.select(technicians.c.display_name).where(
@@ -254,7 +285,28 @@ class DeliveryService:
             return await self._email.send(email_message(
                 delivery.language, invitation, sender=self._settings.mail_from,
                 recipient=delivery.recipient))
-        raise DeliveryFailed(_NOT_CONFIGURED[delivery.channel], transient=False)
+        raise DeliveryFailed(_NOT_SET_UP[delivery.channel], transient=False)
+
+    async def _send_notice(self, delivery: Delivery) -> str:
+        if self._email is None:
+            raise DeliveryFailed(_SETTINGS_MISSING[Channel.EMAIL], transient=False)
+        content = json.loads(delivery.content or "{}")
+        if "sealed" in content and self._sealer is not None:
+            content = json.loads(self._sealer.open(content["sealed"], delivery.id))
+        sender = self._settings.mail_from
+        message = EmailMessage()
+        message["Subject"] = content["subject"]
+        message["From"] = formataddr((self._settings.product_name, sender))
+        message["To"] = delivery.recipient
+        if content.get("reply_to"):
+            message["Reply-To"] = content["reply_to"]
+        message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+        message.set_content(content["text"])
+        if content.get("html"):
+            message.add_alternative(content["html"], subtype="html")
+        # After the parts: making the message multipart moves Content-* headers into them.
+        message["Content-Language"] = delivery.language
+        return await self._email.send(message)
 
     # -- provider callbacks ----------------------------------------------------------------
 
@@ -296,25 +348,22 @@ class DeliveryService:
         delivery = await self.get(delivery_id)
         if delivery.final:
             self._metrics.deliveries.labels(delivery.channel.value, delivery.status.value).inc()
-        self._bus.publish(technician_topic(delivery.technician_id), delivery)
-        self._bus.publish(ALL_SESSIONS_TOPIC, delivery)
+        if delivery.technician_id is not None:  # a notice is on no technician's dashboard
+            self._bus.publish(technician_topic(delivery.technician_id), delivery)
+            self._bus.publish(ALL_SESSIONS_TOPIC, delivery)
         return delivery
 
 
-_NOT_CONFIGURED = {
+_NOT_SET_UP = {
+    Channel.SMS: "SMS sending is not set up; ask your administrator.",
+    Channel.EMAIL: "Email sending is not set up; ask your administrator.",
+}
+_SETTINGS_MISSING = {
     Channel.SMS: "SMS is not set up: set BROKER_TWILIO_ACCOUNT_SID, BROKER_TWILIO_AUTH_TOKEN "
                  "and BROKER_TWILIO_FROM (or BROKER_SMS_BACKEND=console for development).",
     Channel.EMAIL: "Email is not set up: set BROKER_SMTP_HOST and BROKER_MAIL_FROM "
                    "(or BROKER_EMAIL_BACKEND=console for development).",
 }
-
-
-def _email(text: str) -> str:
-    try:
-        return str(validate_email(text.strip(), check_deliverability=False).normalized)
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"{text.strip()[:80]!r} is not a valid email address: {exc}",
-                           code="invalid_email") from exc
 
 
 async def _record(conn: AsyncConnection, delivery_id: str, at: float,

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import IllegalTransition
 from ..sessions.model import Access
 
-__all__ = ["Access", "Handoff", "HandoffNotice", "HandoffState", "Presence", "Team"]
+__all__ = ["Access", "Availability", "Handoff", "HandoffNotice", "HandoffState", "Team"]
 
 
 class HandoffState(enum.StrEnum):
@@ -35,7 +35,9 @@ def check_transition(current: HandoffState, new: HandoffState) -> None:
         raise IllegalTransition(f"a handoff cannot go from {current} to {new}")
 
 
-class Presence(enum.StrEnum):
+class Availability(enum.StrEnum):
+    """Whether a technician can be reached, as the transfer dialog lists them."""
+
     ONLINE = "online"    # the dashboard is open
     AWAY = "away"        # logged in, dashboard closed
     OFFLINE = "offline"  # not logged in
@@ -46,6 +48,10 @@ class Team:
     id: int
     name: str
     member_ids: tuple[int, ...] = ()
+    # Where customers' messages go while nobody of the team is online (broker/intake).
+    message_email: str | None = None
+    # Members who lead the team: they supervise its live sessions (broker/supervision).
+    lead_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -54,9 +60,12 @@ class Team:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Handoff:
+    """A session offered to a technician or waiting in a team queue. `from_technician_id`
+    is None for a customer's request, which nobody sent (broker/intake)."""
+
     id: str
     session_id: str
-    from_technician_id: int
+    from_technician_id: int | None
     to_technician_id: int | None
     to_team_id: int | None
     note: str
@@ -89,3 +98,5 @@ class HandoffNotice:
     team_name: str | None
     end_user_name: str | None
     session_state: str
+    # Who accepted, declined or took it back: a queue's members learn who took it.
+    decider_name: str | None = None

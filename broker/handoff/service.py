@@ -1,4 +1,4 @@
-"""Transfers between technicians, team queues, collaboration, notes and orphaned sessions.
+"""Transfers between technicians, team queues, collaboration and orphaned sessions.
 
 Ownership lives in one column (`sessions.technician_id`); a handoff moves it with one
 conditional UPDATE on the handoff row, so of two technicians accepting the same transfer,
@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..bus import EventBus
 from ..clock import Clock
-from ..db import handoffs, session_technicians, sessions
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..schema import session_technicians, sessions
 from ..sessions import (
     ALL_SESSIONS_TOPIC,
     Access,
@@ -32,18 +31,23 @@ from ..sessions import (
 )
 from ..settings import Settings
 from ..technicians import Technician, TechnicianStore
+from . import store
 from .logins import LoginStore
-from .model import Handoff, HandoffNotice, HandoffState, Presence, Team
+from .model import Availability, Handoff, HandoffNotice, HandoffState, Team
+from .orphans import Orphans
 from .presence import PresenceBoard
 from .teams import TeamStore
 
 NewOwnerHook = Callable[[str, Actor, str], Awaitable[None]]
+AcceptHook = Callable[[Handoff], Awaitable[None]]
 MAX_TECHNICIANS = 4  # per session, the owner included (as GoTo Resolve allows)
 MAX_NOTE = 2000
-MAX_NOTES = 20_000
 
 
 class HandoffService:
+    """Who has a session and who is offered it. Takes part in every session's end and in
+    its access checks through the hooks SessionService offers (it registers itself)."""
+
     def __init__(self, settings: Settings, engine: AsyncEngine, sessions: SessionService,
                  technicians: TechnicianStore, teams: TeamStore, logins: LoginStore,
                  presence: PresenceBoard, bus: EventBus, clock: Clock,
@@ -59,20 +63,26 @@ class HandoffService:
         self._clock = clock
         # Called when a session gets a new owner, before they act: screen shares end.
         self._on_new_owner = on_new_owner
+        self._accept_hooks: list[AcceptHook] = []
+        sessions.on_end(self)
+        sessions.candidates_from(self)
+        self.orphans = Orphans(settings, engine, sessions, technicians, teams, logins,
+                               presence, clock, self)
 
     # -- who is there ----------------------------------------------------------------------
 
-    async def roster(self) -> list[tuple[Technician, Presence, list[str]]]:
+    async def roster(self) -> list[tuple[Technician, Availability, list[str]]]:
         """Every technician with presence and team names, online ones first."""
         teams = await self._teams.all()
         logged_in = {login.technician_id for login in await self._logins.active()}
-        order = {Presence.ONLINE: 0, Presence.AWAY: 1, Presence.OFFLINE: 2}
+        order = {Availability.ONLINE: 0, Availability.AWAY: 1, Availability.OFFLINE: 2}
         result = []
         for technician in await self._technicians.all():
             names = [team.name for team in teams if technician.id in team.member_ids]
-            presence = (Presence.ONLINE if self._presence.online(technician.id)
-                        else Presence.AWAY if technician.id in logged_in else Presence.OFFLINE)
-            result.append((technician, presence, names))
+            availability = (
+                Availability.ONLINE if self._presence.online(technician.id)
+                else Availability.AWAY if technician.id in logged_in else Availability.OFFLINE)
+            result.append((technician, availability, names))
         return sorted(result, key=lambda item: (order[item[1]], item[0].display_name.lower()))
 
     # -- transfers and queues ----------------------------------------------------------------
@@ -94,35 +104,51 @@ class HandoffService:
             raise Conflict("This session has ended.", code="session_ended")
         if to_technician_id is not None:
             target = await self._technicians.get(to_technician_id)
+            if target.disabled:
+                raise InvalidInput("That technician is disabled.", code="invalid_target")
             if target.id == session.technician_id:
                 raise InvalidInput("That technician already owns the session.",
                                    code="invalid_target")
         if to_team_id is not None:
             await self._teams.get(to_team_id)
         now = self._clock.now()
-        handoff_id = secrets.token_urlsafe(12)
+        handoff = Handoff(secrets.token_urlsafe(12), session_id, session.technician_id,
+                          to_technician_id, to_team_id, note, keep_sender, HandoffState.PENDING,
+                          now, now + self._settings.handoff_timeout_seconds, None, None, None)
         async with self._engine.begin() as conn:
-            if await conn.scalar(sa.select(handoffs.c.id).where(
-                    handoffs.c.session_id == session_id, handoffs.c.state == "pending")):
+            if await store.pending_in(conn, session_id):
                 raise Conflict("A transfer of this session is already waiting for an answer.",
                                code="handoff_pending")
-            await conn.execute(handoffs.insert().values(
-                id=handoff_id, session_id=session_id, from_technician_id=session.technician_id,
-                to_technician_id=to_technician_id, to_team_id=to_team_id, note=note,
-                keep_sender=keep_sender, state=HandoffState.PENDING.value, created_at=now,
-                deadline=now + self._settings.handoff_timeout_seconds))
+            await store.insert(conn, handoff)
             if to_team_id is not None:
                 await conn.execute(sessions.update().where(sessions.c.id == session_id).values(
                     queue_team_id=to_team_id, last_queue_team_id=to_team_id))
-        return await self._announce(handoff_id)
+        return await self.announce(handoff.id)
+
+    async def enqueue(self, session_id: str, team_id: int, note: str) -> Handoff:
+        """Put a session nobody owns yet (a customer's request, broker/intake) in a team's
+        queue, where its members pick it up as any queued session; it waits until one
+        does or the session ends."""
+        await self._teams.get(team_id)
+        handoff = Handoff(secrets.token_urlsafe(12), session_id, None, None, team_id,
+                          note[:MAX_NOTE], False, HandoffState.PENDING, self._clock.now(),
+                          None, None, None, None)
+        async with self._engine.begin() as conn:
+            await store.insert(conn, handoff)
+            await conn.execute(sessions.update().where(sessions.c.id == session_id).values(
+                queue_team_id=team_id, last_queue_team_id=team_id))
+        return await self.announce(handoff.id)
+
+    def on_accept(self, hook: AcceptHook) -> None:
+        """Call `hook` with each handoff accepted, once its new owner has the session."""
+        self._accept_hooks.append(hook)
 
     async def get(self, handoff_id: str) -> Handoff:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(handoffs).where(handoffs.c.id == handoff_id))
-                   ).first()
-        if row is None:
+            handoff = await store.get(conn, handoff_id)
+        if handoff is None:
             raise NotFound("No such transfer.")
-        return Handoff.from_row(row)
+        return handoff
 
     async def _may_receive(self, handoff: Handoff, technician: Technician) -> bool:
         if handoff.to_technician_id is not None:
@@ -147,18 +173,22 @@ class HandoffService:
             await conn.execute(session_technicians.delete().where(
                 session_technicians.c.session_id == handoff.session_id,
                 session_technicians.c.technician_id == technician.id))
-            if handoff.keep_sender:
-                await _join(conn, handoff.session_id, handoff.from_technician_id, now)
-        sender = await self._technicians.get(handoff.from_technician_id)
+            if handoff.keep_sender and handoff.from_technician_id is not None:
+                await store.join(conn, handoff.session_id, handoff.from_technician_id, now)
+        # A customer's request comes from nobody: from the queue it waited in.
+        sender = (await self._technicians.get(handoff.from_technician_id)).display_name \
+            if handoff.from_technician_id is not None \
+            else (await self._teams.get(handoff.to_team_id or 0)).name
         new_owner = Actor(Role.TECHNICIAN, technician.id, technician.display_name)
-        if self._on_new_owner is not None:
-            await self._on_new_owner(handoff.session_id, new_owner, "handed_over")
+        await self.new_owner(handoff.session_id, new_owner, "handed_over")
         await self._sessions.record(
             handoff.session_id, "handed_over",
-            {"from": sender.display_name, "to": technician.display_name,
-             "from_id": sender.id, "to_id": technician.id, "stays": handoff.keep_sender},
-            author=new_owner)
-        await self._announce(handoff_id, extra=(handoff.from_technician_id,))
+            {"from": sender, "to": technician.display_name,
+             "from_id": handoff.from_technician_id, "to_id": technician.id,
+             "stays": handoff.keep_sender}, author=new_owner)
+        await self.announce(handoff_id, extra=(handoff.from_technician_id,))
+        for hook in self._accept_hooks:
+            await hook(handoff)
         return await self._sessions.get(handoff.session_id)
 
     async def decline(self, handoff_id: str, technician: Technician, reason: str) -> Handoff:
@@ -169,7 +199,7 @@ class HandoffService:
             if not await self._decide(conn, handoff, HandoffState.DECLINED, technician.id,
                                       reason.strip()[:500] or "Declined"):
                 raise Conflict("This transfer was answered already.", code="handoff_taken")
-        return await self._announce(handoff_id)
+        return await self.announce(handoff_id)
 
     async def cancel(self, handoff_id: str, technician: Technician) -> Handoff:
         handoff = await self.get(handoff_id)
@@ -180,46 +210,46 @@ class HandoffService:
             if not await self._decide(conn, handoff, HandoffState.CANCELLED, technician.id,
                                       "Taken back"):
                 raise Conflict("This transfer was answered already.", code="handoff_taken")
-        return await self._announce(handoff_id)
+        return await self.announce(handoff_id)
 
     async def expire_due(self) -> int:
         """No answer in time: the session stays with (goes back to) its sender."""
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(sa.select(handoffs).where(
-                handoffs.c.state == "pending", handoffs.c.deadline <= self._clock.now()))).all()
+            due = await store.pending_due(conn, self._clock.now())
         expired = 0
-        for row in rows:
+        minutes = self._settings.handoff_timeout_seconds / 60
+        for handoff in due:
             async with self._engine.begin() as conn:
-                minutes = self._settings.handoff_timeout_seconds / 60
-                if await self._decide(conn, Handoff.from_row(row), HandoffState.EXPIRED, None,
+                if await self._decide(conn, handoff, HandoffState.EXPIRED, None,
                                       f"Nobody accepted within {minutes:g} minutes"):
                     expired += 1
-            await self._announce(row.id)
+            await self.announce(handoff.id)
         return expired
 
     async def _decide(self, conn: AsyncConnection, handoff: Handoff, state: HandoffState,
                       by: int | None, reason: str | None = None) -> bool:
-        """Move a pending handoff on; False if someone else got there first."""
-        result = await conn.execute(handoffs.update().where(
-            handoffs.c.id == handoff.id, handoffs.c.state == HandoffState.PENDING.value).values(
-            state=state.value, decided_at=self._clock.now(), decided_by=by, reason=reason))
-        if result.rowcount != 1:
-            return False
-        if handoff.to_team_id is not None and state is not HandoffState.ACCEPTED:
-            await conn.execute(sessions.update().where(sessions.c.id == handoff.session_id)
-                               .values(queue_team_id=None))
-        return True
+        return await store.decide(conn, handoff, state, by, reason, self._clock.now())
+
+    # -- hooks of the session service --------------------------------------------------------
+
+    async def session_ended(self, conn: AsyncConnection, session_id: str, now: float) -> None:
+        """Nobody can take over an ended session: its pending handoffs are cancelled in the
+        transaction that ends it (it leaves its queue with them)."""
+        for handoff in await store.pending_in(conn, session_id):
+            await store.decide(conn, handoff, HandoffState.CANCELLED, None,
+                               "The session ended", now)
+
+    async def offered_to(self, session_id: str, technician_id: int) -> bool:
+        """Whether the session is offered to the technician, directly or in a queue of one
+        of their teams (that makes them a candidate: they may read it)."""
+        async with self._engine.connect() as conn:
+            return await store.offered(conn, session_id, technician_id)
 
     async def pending_for(self, technician: Technician) -> list[Handoff]:
         """Transfers offered to this technician, and sessions waiting in their teams' queues."""
         team_ids = [team.id for team in await self._teams.of(technician.id)]
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(sa.select(handoffs).where(
-                handoffs.c.state == "pending",
-                sa.or_(handoffs.c.to_technician_id == technician.id,
-                       handoffs.c.to_team_id.in_(team_ids)))
-                .order_by(handoffs.c.created_at))).all()
-        return [Handoff.from_row(row) for row in rows]
+            return await store.pending_for(conn, technician.id, team_ids)
 
     async def queues(self, technician: Technician) -> list[tuple[Team, list[Handoff]]]:
         """Each of the technician's teams (admins: every team) with its waiting sessions,
@@ -227,17 +257,12 @@ class HandoffService:
         teams = await (self._teams.all() if technician.is_admin
                        else self._teams.of(technician.id))
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(sa.select(handoffs).where(
-                handoffs.c.state == "pending", handoffs.c.to_team_id.is_not(None))
-                .order_by(handoffs.c.created_at))).all()
-        waiting = [Handoff.from_row(row) for row in rows]
+            waiting = await store.queued(conn)
         return [(team, [h for h in waiting if h.to_team_id == team.id]) for team in teams]
 
     async def history(self, session_id: str) -> list[Handoff]:
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(sa.select(handoffs).where(
-                handoffs.c.session_id == session_id).order_by(handoffs.c.created_at))).all()
-        return [Handoff.from_row(row) for row in rows]
+            return await store.history(conn, session_id)
 
     async def notice(self, handoff: Handoff, *, session: Session | None = None,
                      team: Team | None = None) -> HandoffNotice:
@@ -245,20 +270,28 @@ class HandoffService:
         caller has them already, save reading them again)."""
         if session is None:
             session = await self._sessions.get(handoff.session_id)
-        sender = await self._technicians.get(handoff.from_technician_id)
+        sender = (await self._technicians.get(handoff.from_technician_id)).display_name \
+            if handoff.from_technician_id is not None else session.end_user_name or ""
         receiver = (await self._technicians.get(handoff.to_technician_id)
                     if handoff.to_technician_id is not None else None)
         if team is None and handoff.to_team_id is not None:
             team = await self._teams.get(handoff.to_team_id)
-        return HandoffNotice(handoff, sender.display_name,
+        decider = (await self._technicians.get(handoff.decided_by)
+                   if handoff.decided_by is not None else None)
+        return HandoffNotice(handoff, sender,
                              receiver.display_name if receiver else None,
                              team.name if team else None, session.end_user_name,
-                             session.state.value)
+                             session.state.value, decider.display_name if decider else None)
 
-    async def _announce(self, handoff_id: str, extra: tuple[int, ...] = ()) -> Handoff:
+    async def new_owner(self, session_id: str, owner: Actor, reason: str) -> None:
+        """Tell the hook (screen shares end) that `owner` now has the session."""
+        if self._on_new_owner is not None:
+            await self._on_new_owner(session_id, owner, reason)
+
+    async def announce(self, handoff_id: str, extra: tuple[int | None, ...] = ()) -> Handoff:
         """Tell everyone concerned: the sender, the receiver or the team, admins."""
         handoff = await self.get(handoff_id)
-        told = {handoff.from_technician_id, *extra}
+        told = {i for i in (handoff.from_technician_id, *extra) if i is not None}
         if handoff.to_technician_id is not None:
             told.add(handoff.to_technician_id)
         team = None
@@ -272,16 +305,19 @@ class HandoffService:
         self._bus.publish(ALL_SESSIONS_TOPIC, notice)
         # The session itself goes only to those who have it (owner, sender); a candidate
         # sees the offer, not a session in their list.
-        self._sessions.announce(session, also=(handoff.from_technician_id, *extra))
+        self._sessions.announce(session, also=tuple(
+            i for i in (handoff.from_technician_id, *extra) if i is not None))
         return handoff
 
-    # -- collaboration and notes -------------------------------------------------------------
+    # -- collaboration -----------------------------------------------------------------------
 
     async def invite(self, session_id: str, owner: Technician, technician_id: int) -> Session:
         session = await self._sessions.for_technician(session_id, owner, Access.OWNER)
         if session.state is SessionState.ENDED:
             raise Conflict("This session has ended.", code="session_ended")
         guest = await self._technicians.get(technician_id)
+        if guest.disabled:
+            raise InvalidInput("That technician is disabled.", code="invalid_target")
         present = await self.technicians_in(session_id)
         if guest.id == session.technician_id or guest.id in present:
             raise Conflict(f"{guest.display_name} is in this session already.",
@@ -290,7 +326,7 @@ class HandoffService:
             raise Conflict(f"At most {MAX_TECHNICIANS} technicians can be in a session.",
                            code="session_full")
         async with self._engine.begin() as conn:
-            await _join(conn, session_id, guest.id, self._clock.now())
+            await store.join(conn, session_id, guest.id, self._clock.now())
         await self._sessions.record(session_id, "technician_joined",
                                     {"name": guest.display_name},
                                     author=Actor(Role.TECHNICIAN, owner.id, owner.display_name))
@@ -321,112 +357,3 @@ class HandoffService:
                                 session_technicians.c.left_at.is_(None))
                          .order_by(session_technicians.c.joined_at))).all())
 
-    async def notes(self, session_id: str, technician: Technician) -> str:
-        await self._sessions.for_technician(session_id, technician, Access.CANDIDATE)
-        async with self._engine.connect() as conn:
-            return str(await conn.scalar(sa.select(sessions.c.notes).where(
-                sessions.c.id == session_id)) or "")
-
-    async def set_notes(self, session_id: str, technician: Technician, text: str) -> str:
-        await self._sessions.for_technician(session_id, technician, Access.COLLABORATOR)
-        if len(text) > MAX_NOTES:
-            raise InvalidInput(f"Notes have at most {MAX_NOTES} characters.")
-        async with self._engine.begin() as conn:
-            await conn.execute(sessions.update().where(sessions.c.id == session_id).values(
-                notes=text))
-        return text
-
-    # -- owners who are gone -----------------------------------------------------------------
-
-    async def rehome_orphans(self) -> int:
-        """Sessions whose owner logged out, or has had no dashboard open for longer than the
-        reconnect window, go to: the collaborator present longest, else the last queue the
-        session was in, else the owner's first team's queue; else they end."""
-        now = self._clock.now()
-        window = self._settings.reconnect_window_seconds
-        await self._logins.touch(self._presence.online_ids())
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(sa.select(sessions).where(
-                sessions.c.state != SessionState.ENDED.value,
-                sessions.c.queue_team_id.is_(None)))).all()
-        moved = 0
-        gone: dict[int, bool] = {}  # per owner, so that their logins are read once a sweep
-        for row in rows:
-            owner_id = row.technician_id
-            if self._presence.online(owner_id):
-                continue
-            if owner_id not in gone:
-                gone[owner_id] = await self._owner_gone(owner_id, now, window)
-            if not gone[owner_id]:
-                continue
-            await self._rehome(row, owner_id)
-            moved += 1
-        return moved
-
-    async def _owner_gone(self, owner_id: int, now: float, window: float) -> bool:
-        """Logged out, or logged in but not seen for longer than `window`; False for
-        API-only technicians (never logged in)."""
-        if await self._logins.logged_out(owner_id):
-            return True
-        seen = await self._logins.gone_since(owner_id)
-        return seen is not None and now - seen > window
-
-    async def _rehome(self, row: Any, owner_id: int) -> None:
-        owner = await self._technicians.get(owner_id)
-        present = await self.technicians_in(row.id)
-        if present:
-            heir = await self._technicians.get(present[0])
-            async with self._engine.begin() as conn:
-                # Conditional: with several nodes sweeping, only one moves the session.
-                moved = await conn.execute(sessions.update().where(
-                    sessions.c.id == row.id, sessions.c.technician_id == owner_id,
-                    sessions.c.queue_team_id.is_(None)).values(technician_id=heir.id))
-                if moved.rowcount != 1:
-                    return
-                await conn.execute(session_technicians.delete().where(
-                    session_technicians.c.session_id == row.id,
-                    session_technicians.c.technician_id == heir.id))
-            if self._on_new_owner is not None:
-                await self._on_new_owner(
-                    row.id, Actor(Role.TECHNICIAN, heir.id, heir.display_name), "handed_over")
-            await self._sessions.record(
-                row.id, "handed_over", {"from": owner.display_name, "to": heir.display_name,
-                                        "from_id": owner.id, "to_id": heir.id,
-                                        "stays": False, "reason": "owner_gone"})
-            self._sessions.announce(await self._sessions.get(row.id), also=(owner_id, heir.id))
-            return
-        team_id = row.last_queue_team_id
-        if team_id is None:
-            owner_teams = await self._teams.of(owner_id)
-            team_id = owner_teams[0].id if owner_teams else None
-        if team_id is None:
-            await self._sessions.end(row.id, None, "owner_gone")
-            return
-        now = self._clock.now()
-        handoff_id = secrets.token_urlsafe(12)
-        async with self._engine.begin() as conn:
-            # Conditional: with several nodes sweeping, only one queues the session.
-            queued = await conn.execute(sessions.update().where(
-                sessions.c.id == row.id, sessions.c.technician_id == owner_id,
-                sessions.c.queue_team_id.is_(None)).values(
-                queue_team_id=team_id, last_queue_team_id=team_id))
-            if queued.rowcount != 1:
-                return
-            await conn.execute(handoffs.insert().values(
-                id=handoff_id, session_id=row.id, from_technician_id=owner_id,
-                to_technician_id=None, to_team_id=team_id, keep_sender=False,
-                note=f"{owner.display_name} is no longer connected; the session went to the "
-                     f"queue automatically.",
-                state=HandoffState.PENDING.value, created_at=now, deadline=None))
-        await self._announce(handoff_id)
-
-
-async def _join(conn: AsyncConnection, session_id: str, technician_id: int, now: float) -> None:
-    """Put a technician into a session as a collaborator (again)."""
-    updated = await conn.execute(session_technicians.update().where(
-        session_technicians.c.session_id == session_id,
-        session_technicians.c.technician_id == technician_id).values(left_at=None,
-                                                                      joined_at=now))
-    if updated.rowcount == 0:
-        await conn.execute(session_technicians.insert().values(
-            session_id=session_id, technician_id=technician_id, joined_at=now))

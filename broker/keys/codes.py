@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from ..errors import KEY_MALFORMED, KeyRejected
+from ..errors import KEY_MALFORMED, InvalidInput, KeyRejected
 
 CODE_DIGITS = 9
 _TOKEN_BYTES = 24  # 192 bits; the URL form is 32 characters of base64url.
@@ -39,3 +39,13 @@ def parse_token(text: str) -> str:
     if not _TOKEN_RE.match(token):
         raise KeyRejected("That join link is incomplete.", code=KEY_MALFORMED)
     return token
+
+
+def parse_key(code: str | None, token: str | None) -> dict[str, str]:
+    """The key a joining end user gave, as KeyStore.find takes it: the link's token if
+    there is one, else the typed code."""
+    if token is not None:
+        return {"token": parse_token(token)}
+    if code is not None:
+        return {"code": parse_code(code)}
+    raise InvalidInput("A key or a token is required.", code="key_malformed")

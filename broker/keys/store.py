@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db import support_keys
 from ..errors import KEY_EXPIRED, KEY_REVOKED, KEY_UNKNOWN, KEY_USED, KeyRejected
 from ..hashing import Hasher, Sealer
+from ..schema import support_keys
 from .codes import CODE_DIGITS, generate_code, generate_token
 
 # The statements of the key path, built once: SQLAlchemy then neither builds them nor

@@ -11,9 +11,97 @@ id, so an `error` about it names it in `ref`.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any
 
-from . import Message, client_message
+from . import Message, client_message, server_message
+
+# -- The share's vocabulary: the states its events move it through ------------------------
+#
+#     requested ──consent──▶ consented ──start──▶ active ◀──resume/pause──▶ paused
+#         │                      │                  │                          │
+#         └──refuse──▶ refused   └──────────────────┴────── stop ─────────────┴──▶ stopped
+#
+# The broker keeps the machine (broker/rtc/model.py); the agent and the pages rebuild a
+# share's state from its events with the same names (web/static/protocol.js).
+
+
+class Direction(enum.StrEnum):
+    END_USER_TO_TECHNICIAN = "end_user_to_technician"   # the technician views
+    TECHNICIAN_TO_END_USER = "technician_to_end_user"   # the technician shows
+
+
+class Source(enum.StrEnum):
+    """What captures the sharing side's screen: the browser (getDisplayMedia) or the
+    native agent. Signaling is the same for both."""
+
+    BROWSER = "browser"
+    AGENT = "agent"
+
+
+class ShareState(enum.StrEnum):
+    REQUESTED = "requested"
+    CONSENTED = "consented"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    REFUSED = "refused"
+    STOPPED = "stopped"
+
+    @property
+    def live(self) -> bool:
+        return self not in (ShareState.REFUSED, ShareState.STOPPED)
+
+    @property
+    def signaling(self) -> bool:
+        """Whether the two peers may exchange signaling: only after consent."""
+        return self in (ShareState.CONSENTED, ShareState.ACTIVE, ShareState.PAUSED)
+
+    @classmethod
+    def first(cls, direction: Direction) -> ShareState:
+        """A new share's state: the one who shows is the one who asked, so a technician's
+        own screen needs no consent."""
+        return (cls.CONSENTED if direction is Direction.TECHNICIAN_TO_END_USER
+                else cls.REQUESTED)
+
+
+TRANSITIONS: dict[ShareState, frozenset[ShareState]] = {
+    ShareState.REQUESTED: frozenset({ShareState.CONSENTED, ShareState.REFUSED,
+                                     ShareState.STOPPED}),
+    ShareState.CONSENTED: frozenset({ShareState.ACTIVE, ShareState.STOPPED}),
+    ShareState.ACTIVE: frozenset({ShareState.PAUSED, ShareState.STOPPED}),
+    ShareState.PAUSED: frozenset({ShareState.ACTIVE, ShareState.STOPPED}),
+    ShareState.REFUSED: frozenset(),
+    ShareState.STOPPED: frozenset(),
+}
+
+# The state each share.* event leaves its share in.
+SHARE_EVENTS: dict[str, ShareState] = {
+    "share.requested": ShareState.REQUESTED, "share.consented": ShareState.CONSENTED,
+    "share.refused": ShareState.REFUSED, "share.started": ShareState.ACTIVE,
+    "share.paused": ShareState.PAUSED, "share.resumed": ShareState.ACTIVE,
+    "share.stopped": ShareState.STOPPED,
+}
+
+
+class ControlState(enum.StrEnum):
+    """Remote control of an agent share: asked for by the viewer, granted by the person at
+    the shared computer (through the agent), ended by either side at any time.
+
+        none ──request──▶ requested ──grant──▶ granted
+         ▲                    │                   │
+         └──── refuse / stop ─┴────── stop ───────┘
+    """
+
+    NONE = "none"
+    REQUESTED = "requested"
+    GRANTED = "granted"
+
+
+CONTROL_TRANSITIONS: dict[ControlState, frozenset[ControlState]] = {
+    ControlState.NONE: frozenset({ControlState.REQUESTED}),
+    ControlState.REQUESTED: frozenset({ControlState.GRANTED, ControlState.NONE}),
+    ControlState.GRANTED: frozenset({ControlState.NONE}),
+}
 
 
 @client_message
@@ -125,6 +213,7 @@ class RtcRestart(Message):
     id: str
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class RtcConfig(Message):
     """The answer to rtc.ready: this participant's RTCConfiguration for the share."""
@@ -136,12 +225,17 @@ class RtcConfig(Message):
     expires_at: str | None
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class RtcPeerReady(Message):
     """To the sharing side: the viewer has a fresh peer connection; send it an offer."""
 
     TYPE = "rtc.peer_ready"
     id: str
+
+
+# The signaling the broker passes from one peer of a share to the other, unchanged.
+RELAYED: tuple[type[Message], ...] = (RtcOffer, RtcAnswer, RtcCandidate, RtcRestart)
 
 
 # -- Remote control (only for shares whose source is the agent) ---------------------------

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any
 
-from . import Message, client_message
+from . import Message, client_message, server_message
+
+
+class CloseCode(enum.IntEnum):
+    """The broker's WebSocket close codes (4000-4999 are the application's own)."""
+
+    REPLACED = 4000  # a newer socket of the same participant took over
+    RIGHTS_CHANGED = 4005  # the technician's rights shrank: reconnect to be let in anew
+    TOO_SLOW = 4008  # fell too far behind: reconnect and resume from the last seq
+    ENDED = 4010  # the session ended
+    UNAUTHENTICATED = 4401  # no valid credential (or it was withdrawn)
+    FORBIDDEN = 4403  # authenticated, but not (or no longer) in this session
+
+    @property
+    def final(self) -> bool:
+        """Whether a client should stop reconnecting after this code."""
+        return self not in (CloseCode.TOO_SLOW, CloseCode.RIGHTS_CHANGED)
 
 
 @client_message
@@ -24,6 +41,7 @@ class Hello(Message):
             raise ValueError("after must be >= 0")
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class Welcome(Message):
     """Sent once after a good hello: the session and who you are in it."""
@@ -33,6 +51,7 @@ class Welcome(Message):
     you: dict[str, Any]
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class EventFrame(Message):
     """One stored event: ``{"seq", "type", "at", "author", ...}`` plus the type's own
@@ -42,6 +61,7 @@ class EventFrame(Message):
     event: dict[str, Any]
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class Synced(Message):
     """The replay after hello is complete; live events follow."""
@@ -56,11 +76,13 @@ class Ping(Message):
     TYPE = "ping"
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class Pong(Message):
     TYPE = "pong"
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class Error(Message):
     """Something the client sent was refused; the connection stays usable unless closed."""
@@ -71,6 +93,7 @@ class Error(Message):
     ref: str | None = None
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class SessionUpdate(Message):
     """A session in the technician's list changed (dashboard socket only)."""
@@ -79,6 +102,7 @@ class SessionUpdate(Message):
     session: dict[str, Any]
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeliveryUpdate(Message):
     """A key delivery (SMS or email) changed status (dashboard socket only)."""
@@ -87,6 +111,7 @@ class DeliveryUpdate(Message):
     delivery: dict[str, Any]
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class Presence(Message):
     """Who is connected to the session right now (sent after the replay and on change)."""
@@ -96,6 +121,7 @@ class Presence(Message):
     end_user: bool
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class HandoffUpdate(Message):
     """A transfer to, from or through (a queue of) this technician changed (dashboard
@@ -103,3 +129,13 @@ class HandoffUpdate(Message):
 
     TYPE = "handoff.update"
     handoff: dict[str, Any]
+
+
+@server_message
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebhookDisabled(Message):
+    """A webhook endpoint was disabled after a day of failed deliveries (admins' dashboard
+    sockets only): ``{"id", "url", "reason"}``."""
+
+    TYPE = "webhook.disabled"
+    webhook: dict[str, Any]

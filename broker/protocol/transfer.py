@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from . import Message
+from . import Message, server_message
 
 
+@server_message
 @dataclasses.dataclass(frozen=True, slots=True)
 class FileProgress(Message):
     """An upload in progress, a few times a second, to both participants. Not stored and

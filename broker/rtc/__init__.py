@@ -8,8 +8,9 @@ only after the sharing side consented. See docs/protocol.md, "Screen sharing".
 from .ice import IceConfig, turn_credentials
 from .model import ControlState, Direction, Peer, Share, ShareState, Source
 from .sdp import check_candidate, check_sdp
-from .service import Presence, ShareService
+from .service import ShareService
+from .signaling import ShareSignaling, SignalingPeer
 
-__all__ = ["ControlState", "Direction", "IceConfig", "Peer", "Presence", "Share",
-           "ShareService", "ShareState", "Source", "check_candidate", "check_sdp",
-           "turn_credentials"]
+__all__ = ["ControlState", "Direction", "IceConfig", "Peer", "Share", "ShareService",
+           "ShareSignaling", "ShareState", "SignalingPeer", "Source", "check_candidate",
+           "check_sdp", "turn_credentials"]

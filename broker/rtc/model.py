@@ -9,83 +9,31 @@ technician switches direction by stopping one and starting the other.
         └──refuse──▶ refused   └──────────────────┴────── stop ─────────────┴──▶ stopped
 
 A share the technician makes from their own screen starts in `consented`: the one who
-shows is the one who asked.
+shows is the one who asked. The states and their table are the wire's vocabulary, so they
+live in broker/protocol/rtc.py; this module is the one place a share moves through them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import re
 from typing import Any
 
 from ..errors import IllegalTransition
+from ..protocol.rtc import (
+    CONTROL_TRANSITIONS,
+    TRANSITIONS,
+    ControlState,
+    Direction,
+    ShareState,
+    Source,
+)
 from ..sessions import Actor
 
-
-class Direction(enum.StrEnum):
-    END_USER_TO_TECHNICIAN = "end_user_to_technician"   # the technician views
-    TECHNICIAN_TO_END_USER = "technician_to_end_user"   # the technician shows
-
-
-class Source(enum.StrEnum):
-    """What captures the sharing side's screen: the browser (getDisplayMedia) or the
-    native agent. Signaling is the same for both."""
-
-    BROWSER = "browser"
-    AGENT = "agent"
-
-
-class ShareState(enum.StrEnum):
-    REQUESTED = "requested"
-    CONSENTED = "consented"
-    ACTIVE = "active"
-    PAUSED = "paused"
-    REFUSED = "refused"
-    STOPPED = "stopped"
-
-    @property
-    def live(self) -> bool:
-        return self not in (ShareState.REFUSED, ShareState.STOPPED)
-
-    @property
-    def signaling(self) -> bool:
-        """Whether the two peers may exchange signaling: only after consent."""
-        return self in (ShareState.CONSENTED, ShareState.ACTIVE, ShareState.PAUSED)
-
-
-TRANSITIONS: dict[ShareState, frozenset[ShareState]] = {
-    ShareState.REQUESTED: frozenset({ShareState.CONSENTED, ShareState.REFUSED,
-                                     ShareState.STOPPED}),
-    ShareState.CONSENTED: frozenset({ShareState.ACTIVE, ShareState.STOPPED}),
-    ShareState.ACTIVE: frozenset({ShareState.PAUSED, ShareState.STOPPED}),
-    ShareState.PAUSED: frozenset({ShareState.ACTIVE, ShareState.STOPPED}),
-    ShareState.REFUSED: frozenset(),
-    ShareState.STOPPED: frozenset(),
-}
+__all__ = ["CONTROL_TRANSITIONS", "SHARE_ID", "TRANSITIONS", "ControlState", "Direction", "Peer",
+           "Share", "ShareState", "Source"]
 
 SHARE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-class ControlState(enum.StrEnum):
-    """Remote control of an agent share: asked for by the viewer, granted by the person at
-    the shared computer (through the agent), ended by either side at any time.
-
-        none ──request──▶ requested ──grant──▶ granted
-         ▲                    │                   │
-         └──── refuse / stop ─┴────── stop ───────┘
-    """
-
-    NONE = "none"
-    REQUESTED = "requested"
-    GRANTED = "granted"
-
-
-CONTROL_TRANSITIONS: dict[ControlState, frozenset[ControlState]] = {
-    ControlState.NONE: frozenset({ControlState.REQUESTED}),
-    ControlState.REQUESTED: frozenset({ControlState.GRANTED, ControlState.NONE}),
-    ControlState.GRANTED: frozenset({ControlState.NONE}),
-}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,9 +67,7 @@ class Share:
         self.source = source
         self.sharer = sharer
         self.viewer = viewer
-        # The one who shows is the one who asked: no consent to wait for.
-        self._state = (ShareState.CONSENTED if direction is Direction.TECHNICIAN_TO_END_USER
-                       else ShareState.REQUESTED)
+        self._state = ShareState.first(direction)
         self.paused_by: str | None = None
         self._control = ControlState.NONE
 

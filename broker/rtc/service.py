@@ -1,25 +1,18 @@
-"""The shares of running sessions: who may change them, who may signal to whom, and the
-signaling held for a peer who is not ready.
+"""The shares of running sessions: who may change them, and how a change is stored.
 
 Any node serves either peer of any share: a share lives in the database (broker/rtc/store.py),
 not in the memory of the node where it was asked for.
 
-- **Changes** (request, consent, start, pause, resume, stop, remote control) are decided
-  once: a node reads the share's row, checks the move against the transition tables,
-  stores it with a conditional update on the row's version (of two nodes making
-  conflicting moves at once, one wins; the other gets `share_changed`), and then stores
-  the move as a session event through the journal (so it has a sequence number and
-  reaches both pages, also after a reconnect). While it does, it holds the session's
-  turn: a lock per session on this node and, on PostgreSQL, an advisory lock until the
-  events are stored, so the events of a session's shares are numbered in the order the
-  moves were made.
-- **Signaling** is not stored: it is published on the session's topic as a `Signal` for
-  the other peer, which reaches that peer's socket on whatever node it is. While that
-  peer has no ready socket it is held in `share_signals` (bounded) until it says
-  `rtc.ready`, at any node. Each peer's ready socket is a token in the share's row naming
-  the node process that has it; that node clears it when the socket closes. Relaying and
-  readiness lock the share's row, so a frame is either delivered or held, never lost
-  between the two, and a peer gets what was held for it before anything newer.
+Changes (request, consent, start, pause, resume, stop, remote control) are decided once: a
+node reads the share's row, checks the move against the transition tables, stores it with
+a conditional update on the row's version (of two nodes making conflicting moves at once,
+one wins; the other gets `share_changed`), and then stores the move as a session event
+through the journal (so it has a sequence number and reaches both pages, also after a
+reconnect). While it does, it holds the session's turn: a lock per session on this node
+and, on PostgreSQL, an advisory lock until the events are stored, so the events of a
+session's shares are numbered in the order the moves were made.
+
+Signaling between the peers is not stored: see broker/rtc/signaling.py.
 
 Shares outlive a restart of the broker: the pages reconnect, say `rtc.ready` again and
 go on (media flows between the peers, not through the broker).
@@ -30,74 +23,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
-import logging
 import re
-import secrets
 import weakref
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..bus import EventBus
-from ..clock import Clock, isoformat
-from ..errors import Conflict, Forbidden, InvalidInput, NotFound
-from ..protocol import Message
-from ..protocol.rtc import (
-    RtcAnswer,
-    RtcCandidate,
-    RtcConfig,
-    RtcOffer,
-    RtcPeerReady,
-    RtcRestart,
-)
-from ..ratelimit import KeyedBuckets
-from ..sessions import Actor, Journal, Role, SessionState, Signal, session_topic
-from ..settings import Settings
+from ..clock import Clock
+from ..errors import Conflict, Forbidden, InvalidInput
+from ..sessions import Actor, Journal, Role, SessionState
 from . import store
-from .ice import IceConfig
 from .model import SHARE_ID, ControlState, Direction, Peer, Share, ShareState, Source
-from .sdp import check_candidate, check_sdp
-from .store import Stored
+from .store import Stored, peer_of
 
-log = logging.getLogger(__name__)
-SignalFrame = RtcOffer | RtcAnswer | RtcCandidate | RtcRestart
 _REASON = re.compile(r"^[a-z_]{1,32}$")
-# What a viewer's earlier peer connection sent, dropped when it has a new one.
-_FROM_EARLIER_VIEWER = (RtcAnswer, RtcCandidate, RtcRestart, RtcPeerReady)
 _Events = list[tuple[str, dict[str, Any] | None]]
-
-
-class Presence(Protocol):
-    """A participant's socket as the share service sees it: is it still there, and give
-    it a frame. Equal presences are the same socket."""
-
-    def alive(self) -> bool: ...
-
-    def send(self, frame: Message) -> None: ...
 
 
 class ShareService:
     """Screen shares of the sessions, for any node. Knows nothing of HTTP."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, journal: Journal,
-                 bus: EventBus, clock: Clock) -> None:
-        self._settings = settings
+    def __init__(self, engine: AsyncEngine, journal: Journal, clock: Clock) -> None:
         self._engine = engine
         self._journal = journal
-        self._bus = bus
         self._clock = clock
-        self._limiter = KeyedBuckets(clock, rate=settings.rtc_signal_rate_per_second,
-                                     burst=settings.rtc_signal_burst)
         # A lock per session while someone waits for it (see _turn).
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary())
-        # The ready sockets of this process, by the token that names them in the database.
-        self._prefix = f"{secrets.token_hex(8)}."
-        self._numbers = itertools.count(1)
-        self._here: dict[str, Presence] = {}
 
     # -- the share's life (stored events) -----------------------------------------------
 
@@ -277,143 +231,11 @@ class ShareService:
             raise Conflict("The screen's owner has not agreed to share it yet.",
                            code="share_not_consented")
 
-    # -- signaling (not stored) ----------------------------------------------------------
-
-    async def ready(self, session_id: str, actor: Actor, share_id: str, fresh: bool,
-                    presence: Presence) -> None:
-        """Attach a peer's socket to the share, and send it its ICE configuration, then
-        whatever waited for it, in order."""
-        token = self._token(presence)
-        config = IceConfig.for_user(self._settings, f"{session_id}.{actor.sender}",
-                                    self._clock.now())
-        frames: list[Message] = [RtcConfig(
-            share_id, [dict(server) for server in config.ice_servers],
-            config.transport_policy,
-            isoformat(config.expires_at) if config.expires_at is not None else None)]
-        async with self._engine.begin() as conn:
-            stored = await self._signaling(conn, session_id, share_id, actor)
-            share, me = stored.share, actor.sender
-            tell_sharer = False
-            if fresh:
-                if stored.readied[me]:
-                    # A new peer connection: what waited was for the one before.
-                    await store.drop_held(conn, share, me)
-                if me == share.viewer.sender:
-                    # The sharing side offers to this new connection, unless an offer waits.
-                    tell_sharer = not await store.holds(conn, share, me, RtcOffer.TYPE)
-                stored.set_readied(me)
-            stored.set_conn(me, token)
-            frames.extend(await store.take_held(conn, share, me))
-            if tell_sharer:
-                sharer = share.sharer.sender
-                if not self._attached(stored, sharer):
-                    # Only the newest viewer connection counts: drop what its earlier one
-                    # sent.
-                    await store.drop_held(conn, share, sharer, _FROM_EARLIER_VIEWER)
-                await self._deliver(conn, stored, sharer, RtcPeerReady(share.id))
-            await store.save_lines(conn, stored)
-            # Sent with the row still locked: nothing newer reaches this peer before.
-            for frame in frames:
-                presence.send(frame)
-
-    async def relay(self, session_id: str, actor: Actor, frame: SignalFrame) -> None:
-        """Pass one signaling frame to the other peer of its share, after checking it."""
-        self._limiter.take(f"{session_id}:{actor.sender}")
-        async with self._engine.begin() as conn:
-            stored = await self._signaling(conn, session_id, frame.id, actor)
-            share = stored.share
-            sharer = actor.sender == share.sharer.sender
-            if isinstance(frame, RtcOffer):
-                if not sharer:
-                    raise Forbidden("Only the sharing side makes offers.", code="wrong_peer")
-                check_sdp(frame.sdp)
-            elif isinstance(frame, RtcAnswer):
-                if sharer:
-                    raise Forbidden("Only the viewing side answers.", code="wrong_peer")
-                check_sdp(frame.sdp)
-            elif isinstance(frame, RtcRestart):
-                if sharer:
-                    raise Forbidden("The sharing side restarts by sending an offer.",
-                                    code="wrong_peer")
-            else:
-                check_candidate(frame.candidate, frame.sdp_mid, frame.sdp_mline_index)
-            await self._deliver(conn, stored, share.other(actor.sender).sender, frame)
-            await store.save_lines(conn, stored)
-
-    async def detach(self, presence: Presence) -> None:
-        """The socket closed: what comes for it is held again (its node says so for all)."""
-        gone = [token for token, here in self._here.items()
-                if here == presence or not here.alive()]
-        for token in gone:
-            del self._here[token]
-        if gone:
-            async with self._engine.begin() as conn:
-                await store.clear_conns(conn, gone)
-
-    async def close(self) -> None:
-        """This process stops: its sockets are ready for nothing any more."""
-        if not self._here:
-            return
-        self._here.clear()
-        try:
-            async with self._engine.begin() as conn:
-                await store.clear_conns_of(conn, self._prefix)
-        except Exception:  # as if killed: the peers' next rtc.ready replaces the marks
-            log.exception("could not clear this node's ready sockets")
-
     # -- inside ---------------------------------------------------------------------------
-
-    def _token(self, presence: Presence) -> str:
-        for token, here in self._here.items():
-            if here == presence:
-                return token
-        token = f"{self._prefix}{next(self._numbers)}"
-        self._here[token] = presence
-        return token
-
-    def _attached(self, stored: Stored, sender: str) -> bool:
-        """Whether the peer has a ready socket (on any node); forgets one that is gone."""
-        token = stored.conns[sender]
-        if token is None:
-            return False
-        if token.startswith(self._prefix):
-            presence = self._here.get(token)
-            if presence is not None and presence.alive():
-                return True
-            self._here.pop(token, None)
-        elif self._settings.several_nodes:
-            return True  # at another node, which clears it when that socket closes
-        # else: a socket of this broker before it restarted
-        stored.set_conn(sender, None)
-        return False
-
-    async def _deliver(self, conn: AsyncConnection, stored: Stored, to: str,
-                       frame: Message) -> None:
-        share = stored.share
-        if self._attached(stored, to):
-            self._bus.publish(session_topic(share.session_id),
-                              Signal(share.session_id, frame, to=to))
-            return
-        if await store.held_count(conn, share, to) >= self._settings.rtc_queue_limit:
-            raise Conflict("The other side is not ready and too much waits for it already.",
-                           code="peer_backlog")
-        await store.hold(conn, share, to, frame, self._clock.now())
-
-    async def _signaling(self, conn: AsyncConnection, session_id: str, share_id: str,
-                         actor: Actor) -> Stored:
-        """The share, its row locked, if the actor may signal in it now."""
-        stored = _peer_of(await store.load(conn, session_id, share_id, lock=True), actor)
-        share = stored.share
-        if share.state is ShareState.REQUESTED:
-            raise Conflict("The screen's owner has not agreed to share it yet.",
-                           code="share_not_consented")
-        if not share.state.signaling or stored.session_ended:
-            raise Conflict("This share has ended.", code="share_ended")
-        return stored
 
     async def _stored(self, session_id: str, share_id: str, actor: Actor) -> Stored:
         async with self._engine.connect() as conn:
-            return _peer_of(await store.load(conn, session_id, share_id), actor)
+            return peer_of(await store.load(conn, session_id, share_id), actor)
 
     async def _change(self, stored: Stored, new: ShareState, event_type: str, actor: Actor,
                       extra: dict[str, Any] | None = None) -> None:
@@ -487,11 +309,3 @@ def _check_free(taken: bool, busy: bool) -> None:
         raise Conflict("A screen is already being shared in this session; stop it first.",
                        code="share_busy")
 
-
-def _peer_of(stored: Stored | None, actor: Actor) -> Stored:
-    if stored is None:
-        raise NotFound("No such share in this session.", code="share_unknown")
-    if stored.share.peer(actor.sender) is None:
-        raise Forbidden("You are not one of the two sides of this share.",
-                        code="not_share_peer")
-    return stored

@@ -1,7 +1,8 @@
 """Shares as stored in the database, which every node reads and writes: one row per share
 (its state, and per peer the socket ready for its signaling) and the signaling frames that
-wait for a peer without one. ShareService decides what to change; this module only turns
-rows into shares and back.
+wait for a peer without one. The share service (broker/rtc/service.py) and the signaling
+(broker/rtc/signaling.py) decide what to change; this module turns rows into shares and
+back, and refuses who is not a peer of the share.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db import events, participants, sessions, share_signals, shares
+from ..errors import Forbidden, NotFound
 from ..protocol import Message, as_dict
 from ..protocol.rtc import RtcAnswer, RtcCandidate, RtcOffer, RtcPeerReady, RtcRestart
+from ..schema import events, participants, sessions, share_signals, shares
 from ..sessions import Actor, Role, SessionState
 from .model import ControlState, Direction, Peer, Share, ShareState, Source
 
@@ -47,6 +49,16 @@ class Stored:
         if not self.readied[sender]:
             self.readied[sender] = True
             self.lines_changed = True
+
+
+def peer_of(stored: Stored | None, actor: Actor) -> Stored:
+    """The share as loaded, if it exists and the actor is one of its two sides."""
+    if stored is None:
+        raise NotFound("No such share in this session.", code="share_unknown")
+    if stored.share.peer(actor.sender) is None:
+        raise Forbidden("You are not one of the two sides of this share.",
+                        code="not_share_peer")
+    return stored
 
 
 def _key(session_id: str, share_id: str) -> sa.ColumnElement[bool]:

@@ -63,11 +63,12 @@ class Actor:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Session:
-    """A snapshot of one session as stored."""
+    """A snapshot of one session as stored. `technician_id` (and its name) is None while
+    nobody owns it: a customer's request waiting in a team queue (broker/intake)."""
 
     id: str
-    technician_id: int
-    technician_name: str
+    technician_id: int | None
+    technician_name: str | None
     state: SessionState
     created_at: float
     started_at: float | None

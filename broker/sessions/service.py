@@ -4,33 +4,41 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..audit import Action, AuditService
 from ..bus import EventBus
 from ..clock import Clock
-from ..db import (
-    handoffs,
-    participants,
-    session_technicians,
-    sessions,
-    support_keys,
-    team_members,
-    technicians,
+from ..credentials import Credential
+from ..errors import (
+    KEY_UNKNOWN,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    KeyRejected,
+    NotFound,
+    Unauthenticated,
 )
-from ..errors import Conflict, Forbidden, InvalidInput, KeyRejected, NotFound, Unauthenticated
 from ..hashing import Hasher
-from ..keys import IssuedKey, KeyRecord, KeyStore, parse_code, parse_token
+from ..keys import IssuedKey, KeyRecord, KeyStore, parse_key
 from ..metrics import Metrics
 from ..ratelimit import KeyedBuckets
+from ..schema import sessions, support_keys
 from ..settings import Settings
 from ..technicians import Technician
+from . import search, store
 from .journal import Journal
 from .model import Access, Actor, Event, Role, Session, SessionState
+from .ports import Candidacy, Roster, SessionEndHook
+from .webpage import goto_url, open_url
+from .window import ReconnectWindow
 
 END_USER_DEFAULT_NAME = "Guest"
+MAX_NOTES = 20_000
 
 
 ALL_SESSIONS_TOPIC = "sessions"  # every session change, for admins' dashboards
@@ -38,12 +46,6 @@ ALL_SESSIONS_TOPIC = "sessions"  # every session change, for admins' dashboards
 
 def technician_topic(technician_id: int) -> str:
     return f"technician:{technician_id}"
-
-
-class Roster(Protocol):
-    """Who has a socket open to a session, on any node (broker/nodes.py)."""
-
-    async def present(self, session_id: str) -> frozenset[Role]: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,8 +63,10 @@ class SessionService:
 
     def __init__(self, settings: Settings, engine: AsyncEngine, journal: Journal,
                  keys: KeyStore, hasher: Hasher, bus: EventBus, clock: Clock,
-                 chat_limiter: KeyedBuckets, metrics: Metrics, roster: Roster) -> None:
+                 chat_limiter: KeyedBuckets, metrics: Metrics, roster: Roster,
+                 audit: AuditService) -> None:
         self._settings = settings
+        self._audit = audit
         self._roster = roster
         self._metrics = metrics
         self._engine = engine
@@ -72,6 +76,23 @@ class SessionService:
         self._bus = bus
         self._clock = clock
         self._chat_limiter = chat_limiter
+        self._end_hooks: list[SessionEndHook] = []
+        self._after_end: list[Callable[[Session], Awaitable[object]]] = []
+        self._candidacies: list[Candidacy] = []
+        self.window = ReconnectWindow(settings, engine, journal, clock, roster, self)
+
+    def on_end(self, hook: SessionEndHook) -> None:
+        """Have `hook` take part in every session's end, in the same transaction."""
+        self._end_hooks.append(hook)
+
+    def after_end(self, callback: Callable[[Session], Awaitable[object]]) -> None:
+        """Have `callback` told of each session this node ended, once its end is stored
+        (the transcript is complete then); it must not raise."""
+        self._after_end.append(callback)
+
+    def candidates_from(self, candidacy: Candidacy) -> None:
+        """Count the technicians `candidacy` names as candidates in `access`."""
+        self._candidacies.append(candidacy)
 
     # -- starting and joining ---------------------------------------------------------
 
@@ -84,7 +105,7 @@ class SessionService:
         now = self._clock.now()
         session_id = secrets.token_urlsafe(16)
         async with self._engine.begin() as conn:
-            await conn.execute(_INSERT_SESSION, {
+            await conn.execute(store.INSERT_SESSION, {
                 "id": session_id, "technician_id": technician.id,
                 "state": SessionState.WAITING.value, "created_at": now})
             key = await self._keys.issue(conn, session_id, now, lifetime)
@@ -95,49 +116,94 @@ class SessionService:
         # Everything about the new session is known here: no need to read it back.
         session = Session(session_id, technician.id, technician.display_name,
                           SessionState.WAITING, now, None, None, None, None, key.expires_at)
-        self._notify_technician(session)
+        self.announce(session)
         return session, key
 
     async def check_key(self, *, code: str | None = None, token: str | None = None) -> KeyRecord:
         """The key's record if it could be redeemed now; raises KeyRejected saying why not."""
-        async with self._engine.connect() as conn:
-            record = await self._keys.find(conn, **_parsed(code, token))
+        try:
+            async with self._engine.connect() as conn:
+                record = await self._keys.find(conn, **parse_key(code, token))
+        except KeyRejected as refused:
+            self._guessed(refused)
+            raise
         rejection = record.rejection(self._clock.now())
         if rejection is not None:
             raise rejection
         return record
+
+    def _guessed(self, refused: KeyRejected) -> None:
+        """A key nobody was given (a guess, or a typo): counted for the audit log."""
+        if refused.code == KEY_UNKNOWN:
+            self._audit.guess_failed()
 
     async def redeem(self, *, code: str | None = None, token: str | None = None,
                      name: str | None = None) -> Redemption:
         """Consume a key (exactly once, even when raced) and admit its end user."""
         name = _clean_name(name) or END_USER_DEFAULT_NAME
         now = self._clock.now()
-        participant_token = "sbp_" + secrets.token_urlsafe(32)
         async with self._engine.begin() as conn:
             try:
-                record = await self._keys.find(conn, **_parsed(code, token))
+                record = await self._keys.find(conn, **parse_key(code, token))
                 await self._keys.consume(conn, record, now)
             except KeyRejected as refused:
                 self._metrics.keys_refused.labels(refused.code).inc()
+                self._guessed(refused)
                 raise
-            result = await conn.execute(_INSERT_PARTICIPANT, {
-                "session_id": record.session_id, "role": Role.END_USER.value,
-                "token_hash": self._hasher.hash("participant", participant_token),
-                "display_name": name, "created_at": now})
-            (participant_id,) = result.inserted_primary_key or (0,)
+            participant_token, actor = await self._admit(conn, record.session_id, name, now)
         self._metrics.keys_redeemed.inc()
-        actor = Actor(Role.END_USER, int(participant_id), name)
         await self._journal.append(
             record.session_id, "joined", {}, author=actor, new_state=SessionState.ACTIVE,
             columns={"started_at": now, "end_user_name": name})
         session = await self.get(record.session_id)
-        self._notify_technician(session)
+        self.announce(session)
         return Redemption(record.session_id, participant_token, actor, session)
+
+    async def open_unowned(self, name: str, first: tuple[str, dict[str, Any]]) -> Redemption:
+        """A session its end user starts (a customer's request, broker/intake): nobody
+        owns it until a technician takes it from a queue, and the end user is admitted at
+        once, without a key; it is active from the start. `first` is its first event."""
+        name = _clean_name(name) or END_USER_DEFAULT_NAME
+        now = self._clock.now()
+        session_id = secrets.token_urlsafe(16)
+        async with self._engine.begin() as conn:
+            await conn.execute(store.INSERT_SESSION, {
+                "id": session_id, "technician_id": None, "state": SessionState.ACTIVE.value,
+                "created_at": now, "started_at": now, "end_user_name": name})
+            participant_token, actor = await self._admit(conn, session_id, name, now)
+        self._journal.seed(session_id, SessionState.ACTIVE)
+        await self._journal.append(session_id, first[0], first[1], author=actor)
+        session = Session(session_id, None, None, SessionState.ACTIVE, now, now, None, None,
+                          name, None)
+        self.announce(session)
+        return Redemption(session_id, participant_token, actor, session)
+
+    async def admit_like(self, session_id: str, participant_id: int) -> tuple[str, Actor] | None:
+        """Admit another end-user participant under the name of participant
+        `participant_id` of this session (the end user's agent, for the end user whose page
+        asked for its link): its token and actor; None if there is no such participant."""
+        async with self._engine.begin() as conn:
+            name = await conn.scalar(store.PARTICIPANT_NAME, {
+                "session_id": session_id, "participant_id": participant_id})
+            if name is None:
+                return None
+            return await self._admit(conn, session_id, str(name), self._clock.now())
+
+    async def _admit(self, conn: AsyncConnection, session_id: str, name: str,
+                     now: float) -> tuple[str, Actor]:
+        """A new end-user participant: its credential (stored only as a hash) and actor."""
+        participant_token = Credential.PARTICIPANT.new()
+        result = await conn.execute(store.INSERT_PARTICIPANT, {
+            "session_id": session_id, "role": Role.END_USER.value,
+            "token_hash": self._hasher.hash("participant", participant_token),
+            "display_name": name, "created_at": now})
+        (participant_id,) = result.inserted_primary_key or (0,)
+        return participant_token, Actor(Role.END_USER, int(participant_id), name)
 
     async def participant(self, token: str) -> tuple[str, Actor]:
         """The session and actor a participant token belongs to."""
         async with self._engine.connect() as conn:
-            row = (await conn.execute(_PARTICIPANT_BY_TOKEN, {
+            row = (await conn.execute(store.PARTICIPANT_BY_TOKEN, {
                 "digest": self._hasher.hash("participant", token)})).first()
         if row is None:
             raise Unauthenticated("Unknown participant token.")
@@ -147,11 +213,10 @@ class SessionService:
 
     async def get(self, session_id: str) -> Session:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(_SESSION_BY_ID, {"session_id": session_id})).first()
-            if row is None:
-                raise NotFound("No such session.")
-            helpers = await _collaborators(conn, [session_id])
-        return _session_from_row(row, helpers.get(session_id, ()))
+            session = await store.load(conn, session_id)
+        if session is None:
+            raise NotFound("No such session.")
+        return session
 
     async def access(self, session: Session, technician: Technician) -> Access:
         """What `technician` may do with `session` (see Access); `session` as just read by
@@ -162,14 +227,10 @@ class SessionService:
             return Access.OWNER
         if technician.id in session.collaborator_ids:
             return Access.COLLABORATOR
-        async with self._engine.connect() as conn:
-            my_teams = sa.select(team_members.c.team_id).where(
-                team_members.c.technician_id == technician.id)
-            offered = await conn.scalar(sa.select(handoffs.c.id).where(
-                handoffs.c.session_id == session.id, handoffs.c.state == "pending",
-                sa.or_(handoffs.c.to_technician_id == technician.id,
-                       handoffs.c.to_team_id.in_(my_teams))).limit(1))
-        return Access.CANDIDATE if offered else Access.NONE
+        for candidacy in self._candidacies:
+            if await candidacy.offered_to(session.id, technician.id):
+                return Access.CANDIDATE
+        return Access.NONE
 
     async def for_technician(self, session_id: str, technician: Technician,
                              need: Access = Access.COLLABORATOR) -> Session:
@@ -180,6 +241,18 @@ class SessionService:
             raise Forbidden("This session belongs to another technician.")
         return session
 
+    async def for_transcript(self, session_id: str,
+                             technician: Technician) -> tuple[Session, str]:
+        """The session and its notes, for its transcript: for whoever may read it now
+        (candidates and up) and for every technician who ever took part in it, also after
+        handing it over or leaving, live or ended. Reading it live stays theirs alone."""
+        session = await self.get(session_id)
+        reads = await self.access(session, technician) >= Access.CANDIDATE
+        async with self._engine.connect() as conn:
+            if not (reads or await store.took_part(conn, session_id, technician.id)):
+                raise Forbidden("This session belongs to another technician.")
+            return session, await store.notes(conn, session_id)
+
     async def for_participant(self, session_id: str, token: str) -> tuple[Session, Actor]:
         """The session, if `token` is a participant credential for exactly this session."""
         token_session, actor = await self.participant(token)
@@ -189,17 +262,23 @@ class SessionService:
 
     async def visible_to(self, technician: Technician, *, limit: int = 200) -> list[Session]:
         """The technician's own sessions and those they collaborate in (admins: all)."""
-        query = _session_query().order_by(sessions.c.created_at.desc()).limit(limit)
-        if not technician.is_admin:
-            collaborating = sa.select(session_technicians.c.session_id).where(
-                session_technicians.c.technician_id == technician.id,
-                session_technicians.c.left_at.is_(None))
-            query = query.where(sa.or_(sessions.c.technician_id == technician.id,
-                                       sessions.c.id.in_(collaborating)))
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-            helpers = await _collaborators(conn, [row.id for row in rows])
-        return [_session_from_row(row, helpers.get(row.id, ())) for row in rows]
+            return await store.load_visible(
+                conn, None if technician.is_admin else technician.id, limit)
+
+    async def count_by_state(self) -> dict[SessionState, int]:
+        """Sessions in each state, across the cluster (every state, 0 for none)."""
+        async with self._engine.connect() as conn:
+            return await store.count_by_state(conn)
+
+    async def live_key(self, session_id: str) -> IssuedKey | None:
+        """The session's key in plain while it can still start the session (its owner's
+        dashboard shows it in any browser); None once used, revoked or expired."""
+        async with self._engine.connect() as conn:
+            try:
+                return await self._keys.reveal(conn, session_id, self._clock.now())
+            except KeyRejected:
+                return None
 
     async def events_after(self, session_id: str, after: int = 0,
                            limit: int = 1000) -> list[Event]:
@@ -227,33 +306,57 @@ class SessionService:
             raise Conflict("The session has not started.", code="session_waiting")
         # Per participant, whichever socket or API call the message comes through.
         self._chat_limiter.take(f"{session_id}:{author.sender}")
+        data: dict[str, Any] = {"text": text}
+        if author.role is Role.TECHNICIAN and (url := open_url(text)) is not None:
+            data["open_url"] = url
+        elif author.role is Role.TECHNICIAN and (url := goto_url(text)) is not None:
+            data["goto_url"] = url
         # Checked again when stored: another node may have changed the session meanwhile.
         seq, resend = await self._journal.append(
-            session_id, "message", {"text": text}, author=author, client_id=client_id,
+            session_id, "message", data, author=author, client_id=client_id,
             allow_waiting=author.role is Role.TECHNICIAN)
         if not resend:
             self._metrics.messages.inc()
         return seq, resend
 
+    async def notes(self, session_id: str, technician: Technician) -> str:
+        """The technicians' notes on the session (never shown to the end user)."""
+        await self.for_technician(session_id, technician, Access.CANDIDATE)
+        async with self._engine.connect() as conn:
+            return await store.notes(conn, session_id)
+
+    async def set_notes(self, session_id: str, technician: Technician, text: str) -> str:
+        await self.for_technician(session_id, technician, Access.COLLABORATOR)
+        if len(text) > MAX_NOTES:
+            raise InvalidInput(f"Notes have at most {MAX_NOTES} characters.")
+        async with self._engine.begin() as conn:
+            await conn.execute(sessions.update().where(sessions.c.id == session_id).values(
+                notes=text))
+            await search.replace(conn, session_id, "notes", text)
+        # Not the notes themselves: they may quote what the end user said.
+        await self._audit.record(Action.NOTES_CHANGED, session_id=session_id,
+                                 details={"length": len(text)})
+        return text
+
     async def end(self, session_id: str, by: Actor | None, reason: str) -> Session:
         now = self._clock.now()
         async with self._engine.begin() as conn:
             await self._keys.retire(conn, session_id, now)
-            # Nobody can take over an ended session.
-            await conn.execute(handoffs.update().where(
-                handoffs.c.session_id == session_id, handoffs.c.state == "pending").values(
-                state="cancelled", decided_at=now, reason="The session ended"))
-            await conn.execute(sessions.update().where(sessions.c.id == session_id).values(
-                queue_team_id=None))
+            for hook in self._end_hooks:
+                await hook.session_ended(conn, session_id, now)
         try:
             await self._journal.append(
                 session_id, "ended", {"reason": reason}, author=by, new_state=SessionState.ENDED,
                 columns={"ended_at": now, "end_reason": reason})
+            ended_now = True
         except Conflict:
-            pass  # already ended: ending twice is not an error
+            ended_now = False  # already ended: ending twice is not an error
         session = await self.get(session_id)
-        self._notify_technician(session)
+        self.announce(session)
         self._journal.forget(session_id)
+        if ended_now:
+            for callback in self._after_end:
+                await callback(session)
         return session
 
     async def revoke_key(self, session_id: str, by: Actor) -> Session:
@@ -265,78 +368,6 @@ class SessionService:
         if not revoked:
             raise Conflict("The key can no longer be revoked.", code="not_waiting")
         return await self.end(session_id, by, "key_revoked")
-
-    # -- connections coming and going ----------------------------------------------------
-
-    async def end_user_left(self, session_id: str, actor: Actor | None,
-                            reason: str = "connection_lost") -> None:
-        """The end user's last connection closed: the reconnect window starts, unless they
-        are connected still (another socket, perhaps on another node)."""
-        if Role.END_USER in await self._roster.present(session_id):
-            return
-        deadline = self._clock.now() + self._settings.reconnect_window_seconds
-        try:
-            await self._journal.append(
-                session_id, "disconnected", {"reason": reason, "deadline": deadline},
-                author=actor, new_state=SessionState.RECONNECTING,
-                columns={"reconnect_deadline": deadline})
-        except Conflict:
-            return  # not active (ended, or already reconnecting): nothing to start
-        self._notify_technician(await self.get(session_id))
-        # Stored first, then looked again: an end user who connected meanwhile found the
-        # session still active, so their return is recorded here (one of the two sees it).
-        if Role.END_USER in await self._roster.present(session_id):
-            await self.end_user_back(session_id, actor or await self._end_user(session_id))
-
-    async def end_user_back(self, session_id: str, actor: Actor | None) -> bool:
-        """An end user connected: a running reconnect window is over. True if one was
-        (or if it had closed already and the session ended now: coming back too late, a
-        moment before the sweep noticed, does not revive it)."""
-        if await self._journal.state(session_id, fresh=True) is not SessionState.RECONNECTING:
-            return False
-        deadline = (await self.get(session_id)).reconnect_deadline
-        if deadline is not None and self._clock.now() >= deadline:
-            await self.end(session_id, None, "reconnect_timeout")
-            return True
-        try:
-            await self._journal.append(
-                session_id, "reconnected", {}, author=actor, new_state=SessionState.ACTIVE,
-                columns={"reconnect_deadline": None})
-        except Conflict:
-            return False  # ended (or back) in the meantime
-        self._notify_technician(await self.get(session_id))
-        return True
-
-    async def _end_user(self, session_id: str) -> Actor | None:
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(participants).where(
-                participants.c.session_id == session_id,
-                participants.c.role == Role.END_USER.value)
-                .order_by(participants.c.id.desc()).limit(1))).first()
-        return None if row is None else Actor(Role(row.role), row.id, row.display_name)
-
-    async def end_lapsed(self) -> int:
-        """End sessions whose end user did not come back within the window."""
-        async with self._engine.connect() as conn:
-            ids = (await conn.scalars(sa.select(sessions.c.id).where(
-                sessions.c.state == SessionState.RECONNECTING.value,
-                sessions.c.reconnect_deadline <= self._clock.now()))).all()
-        for session_id in ids:
-            await self.end(session_id, None, "reconnect_timeout")
-        return len(ids)
-
-    async def recover_after_restart(self, session_ids: list[str] | None = None) -> int:
-        """At start-up nobody is connected to this process yet: the active sessions whose
-        end users were connected to it (`session_ids`; None: every active session, as
-        with one node) wait for their end users as if they had just dropped. Sessions
-        already waiting keep their stored deadline."""
-        if session_ids is None:
-            async with self._engine.connect() as conn:
-                session_ids = list((await conn.scalars(sa.select(sessions.c.id).where(
-                    sessions.c.state == SessionState.ACTIVE.value))).all())
-        for session_id in session_ids:
-            await self.end_user_left(session_id, None, "broker_restart")
-        return len(session_ids)
 
     async def end_unjoined(self) -> int:
         """End waiting sessions whose key expired unused; returns how many."""
@@ -358,22 +389,12 @@ class SessionService:
     def announce(self, session: Session, also: tuple[int, ...] = ()) -> None:
         """Push a changed session to its owner's dashboard, to `also`, and to admins."""
         for technician_id in {session.technician_id, *also}:
-            self._bus.publish(technician_topic(technician_id), session)
+            if technician_id is not None:  # nobody owns a request in a queue
+                self._bus.publish(technician_topic(technician_id), session)
         self._bus.publish(ALL_SESSIONS_TOPIC, session)
 
     def technician_actor(self, technician: Technician) -> Actor:
         return Actor(Role.TECHNICIAN, technician.id, technician.display_name)
-
-    def _notify_technician(self, session: Session) -> None:
-        self.announce(session)
-
-
-def _parsed(code: str | None, token: str | None) -> dict[str, str]:
-    if token is not None:
-        return {"token": parse_token(token)}
-    if code is not None:
-        return {"code": parse_code(code)}
-    raise InvalidInput("A key or a token is required.", code="key_malformed")
 
 
 def _clean_name(name: str | None) -> str:
@@ -383,41 +404,3 @@ def _clean_name(name: str | None) -> str:
     if len(name) > 80:
         raise InvalidInput("A name has at most 80 characters.")
     return name
-
-
-def _session_query() -> sa.Select[Any]:
-    return sa.select(
-        sessions, technicians.c.display_name.label("technician_name"),
-        support_keys.c.expires_at.label("key_expires_at"),
-    ).join(technicians, technicians.c.id == sessions.c.technician_id).outerjoin(
-        support_keys, support_keys.c.session_id == sessions.c.id)
-
-
-# The statements of every request's path, built once: SQLAlchemy then neither builds them
-# nor computes their cache keys again each time.
-_SESSION_BY_ID = _session_query().where(sessions.c.id == sa.bindparam("session_id"))
-_COLLABORATORS = sa.select(session_technicians).where(
-    session_technicians.c.session_id.in_(sa.bindparam("ids", expanding=True)),
-    session_technicians.c.left_at.is_(None)).order_by(session_technicians.c.joined_at)
-_INSERT_SESSION = sessions.insert()
-_INSERT_PARTICIPANT = participants.insert()
-_PARTICIPANT_BY_TOKEN = sa.select(participants).where(
-    participants.c.token_hash == sa.bindparam("digest"))
-
-
-def _session_from_row(row: Any, collaborator_ids: tuple[int, ...] = ()) -> Session:
-    return Session(row.id, row.technician_id, row.technician_name, SessionState(row.state),
-                   row.created_at, row.started_at, row.ended_at, row.end_reason,
-                   row.end_user_name, row.key_expires_at, row.reconnect_deadline,
-                   collaborator_ids)
-
-
-async def _collaborators(conn: Any, session_ids: list[str]) -> dict[str, tuple[int, ...]]:
-    """Technicians present in each session besides its owner, longest present first."""
-    if not session_ids:
-        return {}
-    rows = (await conn.execute(_COLLABORATORS, {"ids": session_ids})).all()
-    found: dict[str, list[int]] = {}
-    for row in rows:
-        found.setdefault(row.session_id, []).append(row.technician_id)
-    return {session_id: tuple(ids) for session_id, ids in found.items()}

@@ -2,7 +2,10 @@
 
 from .limits import Limits
 from .model import Upload, UploadState
-from .service import ByteSource, PlaintextSink, RequestChecksum, TransferService
+from .receiving import CHECKSUM_ALGORITHMS, ByteSource, RequestChecksum
+from .sending import PlaintextSink
+from .service import TransferService
+from .threads import BATCH_BYTES
 
-__all__ = ["ByteSource", "Limits", "PlaintextSink", "RequestChecksum", "TransferService",
-           "Upload", "UploadState"]
+__all__ = ["BATCH_BYTES", "CHECKSUM_ALGORITHMS", "ByteSource", "Limits", "PlaintextSink",
+           "RequestChecksum", "TransferService", "Upload", "UploadState"]

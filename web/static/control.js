@@ -4,15 +4,13 @@
    on request, and on the end user's page the command that starts the agent.
 
    An extension of screen.js (SBScreen.extend): it sees the same events and peer
-   connections. docs/agent.md describes the channel's messages. */
+   connections. docs/protocol.md ("The control channel") lists the channel's messages. */
 "use strict";
 (function () {
+  const P = window.SBProtocol;  // the channel's messages: broker/protocol/channel.py
   const fill = (t, v) => SB.fill(t || "", v);
-  const KEYS = new Set(["Enter", "Tab", "Backspace", "Escape", "Delete", "Insert", "Home", "End",
-    "PageUp", "PageDown", "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Shift", "Control",
-    "Alt", "AltGraph", "Meta", "CapsLock", " ", "ContextMenu",
-    "F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "F10", "F11", "F12"]);
-  const BUTTONS = ["left", "middle", "right"];
+  const KEYS = new Set(P.keys);  // the named keys; any other key is one character
+  const BUTTONS = P.buttons;     // by MouseEvent.button: 0 left, 1 middle, 2 right
 
   let cached = null;
   function strings() {
@@ -25,9 +23,9 @@
   function line(event) {
     const s = strings();
     const name = event.author ? event.author.name : "";
-    const key = event.type === "control.stopped" && s["control.stopped." + event.reason]
+    const key = event.type === P.event.CONTROL_STOPPED && s["control.stopped." + event.reason]
       ? "control.stopped." + event.reason : event.type;
-    return s[key] ? { text: fill(s[key], { name: name }), className: "share-line" } : null;
+    return s[key] ? { nodes: SB.fillNodes(s[key], { name: name }), className: "share-line" } : null;
   }
   SB.lines.agent = line;
   SB.lines.control = line;
@@ -62,10 +60,10 @@
       if (this.tools) {
         bar.querySelector('[data-role="view-tools"]').before(this.tools);
         const on = (action, fn) => this.tools.querySelector(`[data-action="${action}"]`).addEventListener("click", fn);
-        on("request-control", () => this.sendShare("control.request"));
-        on("cancel-control", () => this.sendShare("control.stop", { reason: "cancelled" }));
-        on("stop-control", () => this.sendShare("control.stop", { reason: "stopped" }));
-        on("clipboard-get", () => this.send({ t: "clipboard.get" }));
+        on("request-control", () => this.sendShare(P.frame.CONTROL_REQUEST));
+        on("cancel-control", () => this.sendShare(P.frame.CONTROL_STOP, { reason: "cancelled" }));
+        on("stop-control", () => this.sendShare(P.frame.CONTROL_STOP, { reason: "stopped" }));
+        on("clipboard-get", () => this.send({ t: P.channel.CLIPBOARD_GET }));
         on("clipboard-send", () => this.openClipboard());
       }
       if (this.ctl.actions) {
@@ -79,15 +77,15 @@
     /* -- from screen.js ------------------------------------------------------------------ */
 
     onEvent(e) {
-      if (e.type === "agent.connected" || e.type === "agent.disconnected") {
+      if (e.type === P.event.AGENT_CONNECTED || e.type === P.event.AGENT_DISCONNECTED) {
         this.agent = { name: e.author ? e.author.name : "", platform: e.platform || (this.agent && this.agent.platform) || "",
-                       connected: e.type === "agent.connected" };
-        this.ctl.requestSource = this.agent.connected ? "agent" : "browser";
+                       connected: e.type === P.event.AGENT_CONNECTED };
+        this.ctl.requestSource = this.agent.connected ? P.share.source.AGENT : P.share.source.BROWSER;
         this.renderAgent();
         this.ctl.render();
-      } else if (e.type === "control.refused" && e.author && this.ctl.me && e.viewer === this.ctl.me) {
+      } else if (e.type === P.event.CONTROL_REFUSED && e.author && this.ctl.me && e.viewer === this.ctl.me) {
         this.ctl.flash(fill(this.s.control_refused_note, { name: e.author.name }));
-      } else if (e.type === "share.requested" && e.source === "agent" && this.ctl.role === "end_user"
+      } else if (e.type === P.event.SHARE_REQUESTED && e.source === P.share.source.AGENT && this.ctl.role === "end_user"
                  && !(this.agent && this.agent.connected)) {
         this.showAgentHelp(fill(this.s.agent_needed, { name: e.author ? e.author.name : "" }));
       }
@@ -113,41 +111,42 @@
     onRender(share, view) {
       this.share = share;
       if (!this.tools) return;
-      const agentShare = Boolean(share && view.viewing && share.source === "agent"
-        && (share.state === "active" || share.state === "paused"));
-      const control = agentShare ? share.control || "none" : "none";
+      const agentShare = Boolean(share && view.viewing && share.source === P.share.source.AGENT
+        && (share.state === P.share.state.ACTIVE || share.state === P.share.state.PAUSED));
+      const control = agentShare ? share.control || P.control.state.NONE : P.control.state.NONE;
       this.tools.hidden = !agentShare;
       const show = (action, visible) => { this.tools.querySelector(`[data-action="${action}"]`).hidden = !visible; };
-      show("request-control", control === "none");
-      show("cancel-control", control === "requested");
-      show("stop-control", control === "granted");
-      show("clipboard-get", control === "granted");
-      show("clipboard-send", control === "granted");
-      if (control !== "granted" && this.clip) this.clip.hidden = true;
+      const granted = control === P.control.state.GRANTED;
+      show("request-control", control === P.control.state.NONE);
+      show("cancel-control", control === P.control.state.REQUESTED);
+      show("stop-control", granted);
+      show("clipboard-get", granted);
+      show("clipboard-send", granted);
+      if (!granted && this.clip) this.clip.hidden = true;
       const stage = this.ctl.viewer.stage;
-      stage.classList.toggle("controlling", control === "granted");
-      stage.tabIndex = control === "granted" ? 0 : -1;
+      stage.classList.toggle("controlling", granted);
+      stage.tabIndex = granted ? 0 : -1;
       if (agentShare) {
         const text = this.ctl.viewer.el.querySelector('[data-role="text"]');
-        if (control === "requested") text.textContent = fill(this.s.waiting_control, { name: this.ctl.nameOf(share, share.sharer) });
-        else if (control === "granted" && share.state === "active") text.textContent = this.s.controlling;
+        if (control === P.control.state.REQUESTED) text.textContent = fill(this.s.waiting_control, { name: this.ctl.nameOf(share, share.sharer) });
+        else if (granted && share.state === P.share.state.ACTIVE) text.textContent = this.s.controlling;
       }
     }
 
     /* -- the agent's messages -------------------------------------------------------------- */
 
     received(message) {
-      if (message.t === "screen") {
+      if (message.t === P.channel.SCREEN) {
         this.screen = { w: message.w, h: message.h };
-      } else if (message.t === "cursor") {
+      } else if (message.t === P.channel.CURSOR) {
         this.lastCursor = message.x === null ? null : [message.x, message.y];
         this.placeCursor();
-      } else if (message.t === "clipboard") {
+      } else if (message.t === P.channel.CLIPBOARD) {
         this.showClipboard(message.text);
-      } else if (message.t === "clipboard.done") {
+      } else if (message.t === P.channel.CLIPBOARD_DONE) {
         this.ctl.flash(this.s.clipboard_sent);
         if (this.clip) this.clip.hidden = true;
-      } else if (message.t === "error" && message.code !== "not_granted") {
+      } else if (message.t === P.channel.ERROR && message.code !== "not_granted") {
         this.ctl.flash(message.message);
       }
     }
@@ -186,7 +185,7 @@
     /* -- sending ---------------------------------------------------------------------------- */
 
     granted() {
-      return Boolean(this.share && this.share.control === "granted" && this.channel
+      return Boolean(this.share && this.share.control === P.control.state.GRANTED && this.channel
         && this.channel.readyState === "open");
     }
 
@@ -212,29 +211,29 @@
         if (first) requestAnimationFrame(() => {
           const q = this.moveQueued;
           this.moveQueued = null;
-          if (q) this.send({ t: "move", x: q.x, y: q.y });
+          if (q) this.send({ t: P.channel.MOVE, x: q.x, y: q.y });
         });
       });
       const button = (kind) => (e) => {
         const p = point(e);
         if (!p || !BUTTONS[e.button]) return;
         e.preventDefault();
-        if (kind === "down") { stage.focus(); stage.setPointerCapture(e.pointerId); }
+        if (kind === P.channel.DOWN) { stage.focus(); stage.setPointerCapture(e.pointerId); }
         this.send({ t: kind, x: p.x, y: p.y, b: BUTTONS[e.button] });
       };
-      stage.addEventListener("pointerdown", button("down"));
-      stage.addEventListener("pointerup", button("up"));
+      stage.addEventListener("pointerdown", button(P.channel.DOWN));
+      stage.addEventListener("pointerup", button(P.channel.UP));
       stage.addEventListener("contextmenu", (e) => { if (this.granted()) e.preventDefault(); });
       stage.addEventListener("wheel", (e) => {
         if (!this.granted()) return;
         e.preventDefault();
-        const steps = (d) => Math.max(-20, Math.min(20, Math.round(d / 100) || Math.sign(d)));
-        this.send({ t: "wheel", dx: steps(e.deltaX), dy: -steps(e.deltaY) });
+        const steps = (d) => Math.max(-P.maxScroll, Math.min(P.maxScroll, Math.round(d / 100) || Math.sign(d)));
+        this.send({ t: P.channel.WHEEL, dx: steps(e.deltaX), dy: -steps(e.deltaY) });
       }, { passive: false });
       const key = (down) => (e) => {
         if (!this.granted() || !(KEYS.has(e.key) || e.key.length === 1)) return;
         e.preventDefault();
-        this.send({ t: "key", k: e.key, down: down });
+        this.send({ t: P.channel.KEY, k: e.key, down: down });
       };
       stage.addEventListener("keydown", key(true));
       stage.addEventListener("keyup", key(false));
@@ -245,7 +244,7 @@
         this.clip = clone("control-clipboard");
         this.ctl.viewer.el.querySelector(".screen-bar").after(this.clip);
         this.clip.querySelector('[data-action="clipboard-put"]').addEventListener("click", () => {
-          this.send({ t: "clipboard.set", text: this.clip.querySelector("textarea").value });
+          this.send({ t: P.channel.CLIPBOARD_SET, text: this.clip.querySelector("textarea").value });
         });
         this.clip.querySelector('[data-action="clipboard-close"]').addEventListener("click", () => { this.clip.hidden = true; });
       }

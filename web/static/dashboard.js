@@ -1,8 +1,14 @@
-/* The technician dashboard: the live session list, and one tab per open session. */
+/* The technician dashboard: the live session list, and one tab per open session.
+   Open tabs, the tab in front and unsent drafts survive a reload (sessionStorage, per
+   technician and per browser tab; logging out clears them). Keys live in memory only:
+   the broker hands them to their owner again (GET /api/v1/sessions/{id}). */
 "use strict";
 (function () {
+  const P = window.SBProtocol;
   const root = document.getElementById("dashboard");
   const csrf = root.dataset.csrf;
+  const me = Number(root.dataset.me);
+  const admin = root.dataset.admin === "1";
   const tabs = document.getElementById("tabs");
   const panes = document.getElementById("panes");
   const emptyState = document.getElementById("empty-state");
@@ -10,18 +16,28 @@
   const template = document.getElementById("session-pane");
   const strings = JSON.parse(root.dataset.strings);  // translated by the server
   const sessions = new Map();  // id -> session JSON from the broker
-  const open = new Map();      // id -> {tab, pane, socket}
-  const deliveries = new Map();  // session id -> Map(delivery id -> delivery JSON)
-  /* Other dashboard modules (handoff.js, screen.js) hook in through window.SBDashboard:
-     paneOpened(id, pane), sessionChanged(session, pane|null), frame(msg) for dashboard
-     socket frames this file does not handle. */
-  const hooks = { paneOpened: [], sessionChanged: [], frame: [] };
+  const open = new Map();      // id -> {tab, tabLabel, pane, chat (SBPane.chat)}
+  const keys = new Map();      // id -> {key, url}: live keys of sessions this browser shows
+  const ours = new Set();      // sessions this technician owned or took part in
+  const STORE = "sb-console-" + me;
+  const saved = (() => { try { return JSON.parse(sessionStorage.getItem(STORE)) || {}; } catch (e) { return {}; } })();
+  const drafts = saved.drafts || {};  // session id -> text typed but not sent
+  /* Other modules hook in through window.SBDashboard.on(name, fn):
+     paneOpened(id, pane, socket); sessionChanged(session, pane) for an open pane;
+     transition(session, previousState) for every session update; selected(id | null);
+     frame(msg): dashboard socket frames this file does not handle; sessionFrame(id, msg):
+     session socket frames nobody else took; event(id, event, live): live is false for the
+     history a pane replays when it opens; listed(button, session); alert(alert) and
+     alertDone(key), raised by any module for console-alerts.js. */
+  const hooks = { paneOpened: [], sessionChanged: [], transition: [], selected: [], frame: [],
+    sessionFrame: [], event: [], listed: [], alert: [], alertDone: [] };
   function fire(name, ...args) {
     for (const fn of hooks[name]) {
       try { fn(...args); } catch (e) { console.error(e); }
     }
   }
   let active = null;
+  let signedOut = null;  // why this login ended, once the broker closed the socket saying so
 
   function showError(text) {
     errorBox.textContent = text;
@@ -44,113 +60,27 @@
     return data;
   }
 
-  /* -- sending the key by SMS or email ------------------------------------------- */
-
-  function deliveryText(d) {
-    const head = SB.fill(d.channel === "sms" ? strings.sms_to : strings.email_to, { to: d.to });
-    const state = strings["delivery_" + d.status] || d.status;
-    return head + " · " + state + (d.error ? ": " + d.error : "");
+  function persist() {
+    sessionStorage.setItem(STORE, JSON.stringify({ tabs: [...open.keys()], active, drafts }));
   }
 
-  function renderDeliveries(id) {
-    const entry = open.get(id);
-    if (!entry) return;
-    const list = entry.pane.querySelector('[data-role="deliveries"]');
-    const items = [...(deliveries.get(id) || new Map()).values()]
-      .sort((a, b) => a.created_at.localeCompare(b.created_at));
-    list.replaceChildren(...items.map((d) => {
-      const li = document.createElement("li");
-      li.dataset.status = d.status;
-      li.dataset.deliveryId = d.delivery_id;
-      li.textContent = deliveryText(d);
-      li.title = d.history.map((h) => new Date(h.at).toLocaleTimeString() + " " + h.detail).join("\n");
-      return li;
-    }));
-    list.hidden = items.length === 0;
-  }
+  /* -- who is who ------------------------------------------------------------------- */
 
-  function rememberDelivery(d) {
-    if (!deliveries.has(d.session_id)) deliveries.set(d.session_id, new Map());
-    const known = deliveries.get(d.session_id).get(d.delivery_id);
-    // Live updates may overtake the answer to our own request: every change adds to
-    // the history, so the longer history is the newer news.
-    if (known && known.history.length > d.history.length) return;
-    deliveries.get(d.session_id).set(d.delivery_id, d);
-    renderDeliveries(d.session_id);
-  }
-
-  function mailtoHref(id, language) {
-    const stored = recallKey(id);
-    if (!stored) return "#";
-    const base = new URL(stored.url).origin;
-    const subject = SB.fill(strings.mailto_subject, { name: root.dataset.name });
-    const body = SB.fill(strings.mailto_body, { link: stored.url, join: base + "/join", key: stored.key });
-    return "mailto:?subject=" + encodeURIComponent(subject) + "&body=" + encodeURIComponent(body);
-  }
-
-  function wireSending(id, pane) {
-    const note = pane.querySelector('[data-role="sent-note"]');
-    for (const channel of ["sms", "email"]) {
-      const form = pane.querySelector('[data-role="' + channel + '-form"]');
-      const error = form.querySelector('[data-role="form-error"]');
-      const setup = root.dataset[channel];
-      form.elements.language.value = root.dataset.defaultLang || "en";
-      pane.querySelector('[data-action="show-' + channel + '"]').addEventListener("click", () => {
-        for (const other of pane.querySelectorAll(".send-form")) other.hidden = other !== form;
-        note.hidden = true;
-        error.hidden = true;
-        const setupNote = form.querySelector('[data-role="setup-note"]');
-        setupNote.textContent = setup;
-        setupNote.hidden = !setup;
-        form.querySelector('button[type="submit"]').disabled = Boolean(setup);
-        const mailto = form.querySelector('[data-role="mailto"]');
-        if (mailto) mailto.href = mailtoHref(id, form.elements.language.value);
-        form.elements.to.focus();
-      });
-      form.querySelector('[data-action="cancel-send"]').addEventListener("click", () => { form.hidden = true; });
-      form.addEventListener("submit", async (e) => {
-        e.preventDefault();
-        error.hidden = true;
-        const submit = form.querySelector('button[type="submit"]');
-        submit.disabled = true;
-        try {
-          const d = await api("POST", "/api/v1/sessions/" + id + "/deliveries",
-            { channel: channel, to: form.elements.to.value, language: form.elements.language.value });
-          rememberDelivery(d);
-          form.hidden = true;
-          form.reset();
-          form.elements.language.value = root.dataset.defaultLang || "en";
-          note.textContent = SB.fill(strings.queued_to, { to: d.to });
-          note.hidden = false;
-        } catch (err) {
-          error.textContent = err.message;
-          error.hidden = false;
-        } finally {
-          submit.disabled = Boolean(setup);
-        }
-      });
-    }
-  }
-
-  async function loadDeliveries(id) {
-    try {
-      const data = await api("GET", "/api/v1/sessions/" + id + "/deliveries");
-      for (const d of data.deliveries) rememberDelivery(d);
-    } catch (e) { /* the list fills from live updates */ }
-  }
-
-  /* The plain key exists only in this browser: the broker keeps hashes. */
-  function rememberKey(id, key, url) { localStorage.setItem("sb-key-" + id, JSON.stringify({ key, url })); }
-  function recallKey(id) { try { return JSON.parse(localStorage.getItem("sb-key-" + id)); } catch (e) { return null; } }
+  const involved = (s) => s.technician.id === me || (s.collaborator_ids || []).includes(me);
+  /* Handed to someone else (or left) after this technician had it. */
+  const handedAway = (s) => !involved(s) && ours.has(s.session_id);
 
   function label(s) {
-    return s.end_user_name || (s.state === "waiting" ? strings.waiting : strings.customer);
+    if (s.end_user_name) return SB.personName(s.end_user_name, strings);
+    if (!s.technician || s.technician.id === null) return strings.customer_request;
+    if (s.state === "waiting") return strings.waiting;
+    return s.started_at ? strings.customer : strings.nobody_joined;
   }
 
-  /* In lists and tabs a waiting session is best told apart by its key, if this browser has it. */
+  /* In lists and tabs a waiting session is best told apart by its key. */
   function shortLabel(s) {
-    const stored = s.state === "waiting" && !s.end_user_name ? recallKey(s.session_id) : null;
-    return stored ? stored.key : label(s);
+    const key = s.state === "waiting" && !s.end_user_name ? keys.get(s.session_id) : null;
+    return key ? key.key : label(s);
   }
 
   function mmss(seconds) {
@@ -159,7 +89,9 @@
   }
 
   function stateText(s) {
+    if (signedOut) return signedOut;  // nothing shown here is live any more
     if (s.state === "ended") return strings["reason_" + s.end_reason] || strings.ended;
+    if (handedAway(s)) return SB.fill(strings.handed_to, { name: s.technician.name });
     if (s.state === "reconnecting") {
       const left = Math.max(0, Math.round((new Date(s.reconnect_deadline) - Date.now()) / 1000));
       return SB.fill(strings.reconnecting_user, { name: label(s), time: mmss(left) });
@@ -199,7 +131,16 @@
         time.className = "when muted small";
         time.textContent = when(s.created_at);
         button.append(name, time);
+        if (handedAway(s)) {  // still listed: marked, with whom it is now
+          button.classList.add("handed-over");
+          const to = document.createElement("span");
+          to.className = "handed small";
+          to.textContent = SB.fill(strings.handed_to, { name: s.technician.name });
+          button.title = label(s) + " · " + to.textContent;
+          button.append(to);
+        }
         button.addEventListener("click", () => openSession(s.session_id));
+        fire("listed", button, s);
         li.append(button);
         ul.append(li);
       }
@@ -213,14 +154,21 @@
   }
 
   function select(id) {
-    active = id;
+    active = open.has(id) ? id : null;
     for (const [sid, entry] of open) {
-      entry.pane.hidden = sid !== id;
-      entry.tab.classList.toggle("current", sid === id);
-      entry.tab.setAttribute("aria-selected", sid === id ? "true" : "false");
+      entry.pane.hidden = sid !== active;
+      entry.tab.classList.toggle("current", sid === active);
+      entry.tab.setAttribute("aria-selected", sid === active ? "true" : "false");
     }
     emptyState.hidden = open.size > 0;
     renderList();
+    persist();
+    fire("selected", active);
+  }
+
+  function setReadOnly(id, text) {
+    const entry = open.get(id);
+    if (entry) entry.chat.setReadOnly(text);
   }
 
   function updatePane(id) {
@@ -228,42 +176,45 @@
     const s = sessions.get(id);
     if (!entry || !s) return;
     const q = (role) => entry.pane.querySelector('[data-role="' + role + '"]');
-    const stored = recallKey(id);
-    q("key").textContent = stored ? stored.key : "– – –";
-    q("join-url").value = stored ? stored.url : "";
     const waiting = s.state === "waiting";
-    q("key-row").hidden = !waiting;
-    q("key-block").hidden = !waiting;
-    q("link-block").hidden = !waiting || !stored;
-    if (!waiting) for (const form of entry.pane.querySelectorAll(".send-form")) form.hidden = true;
     q("state").textContent = stateText(s);
     q("state").title = stateText(s);
-    q("state").dataset.state = s.state;
-    entry.pane.querySelector('[data-action="revoke"]').hidden = !waiting;
-    entry.pane.querySelector('[data-action="end"]').hidden = s.state === "ended";
+    q("state").dataset.state = signedOut ? "signed-out"
+      : handedAway(s) && s.state !== "ended" ? "handed" : s.state;
+    const readOnly = Boolean(entry.chat.readOnly());
+    entry.pane.classList.toggle("ended", s.state === "ended");
+    entry.pane.querySelector('[data-action="revoke"]').hidden = !waiting || readOnly;
+    entry.pane.querySelector('[data-action="end"]').hidden = s.state === "ended" || readOnly;
     q("composer").hidden = s.state === "ended";
+    if (s.state === "ended") q("notice").hidden = true;
+    else if (handedAway(s)) setReadOnly(id, SB.fill(strings.now_owns, { name: s.technician.name }));
     entry.tabLabel.textContent = shortLabel(s);
     entry.tab.title = label(s);
-    entry.tab.dataset.state = s.state;
-    if (s.state === "ended") localStorage.removeItem("sb-key-" + id);
+    entry.tab.dataset.state = signedOut ? "signed-out" : s.state;
     tickCountdown(entry, s);
     fire("sessionChanged", s, entry.pane);
   }
 
   function tickCountdown(entry, s) {
-    if (s.state === "reconnecting") {
-      const pill = entry.pane.querySelector('[data-role="state"]');
-      pill.textContent = stateText(s);
+    if (s.state === "reconnecting" && !handedAway(s)) {
+      entry.pane.querySelector('[data-role="state"]').textContent = stateText(s);
     }
-    const el = entry.pane.querySelector('[data-role="countdown"]');
-    if (s.state !== "waiting" || !s.key_expires_at) { el.textContent = ""; return; }
-    const left = Math.max(0, Math.round((new Date(s.key_expires_at) - Date.now()) / 1000));
-    el.textContent = left > 0 ? SB.fill(strings.expires_in, { time: mmss(left) }) : strings.key_expired;
-    el.classList.toggle("expired", left === 0);
   }
   setInterval(() => { for (const [id, entry] of open) tickCountdown(entry, sessions.get(id) || {}); }, 1000);
 
-  function openSession(id) {
+  /* A session as the broker has it now; its owner (and admins) also get the live key. */
+  async function refreshSession(id) {
+    try {
+      const s = await api("GET", "/api/v1/sessions/" + id);
+      if (s.key) keys.set(id, { key: s.key, url: s.join_url });
+      if (!sessions.has(id)) sessions.set(id, s);
+      if (involved(s)) ours.add(id);
+      updatePane(id);
+      renderList();
+    } catch (e) { /* not ours to see any more: the pane says so when its socket closes */ }
+  }
+
+  function openSession(id, opts) {
     if (open.has(id)) { select(id); return; }
     const pane = template.content.firstElementChild.cloneNode(true);
     pane.dataset.sessionId = id;
@@ -274,6 +225,7 @@
     tab.dataset.sessionId = id;
     const tabLabel = document.createElement("span");
     tabLabel.className = "tab-label";
+    tabLabel.textContent = "…";
     const close = document.createElement("span");
     close.className = "tab-close";
     close.textContent = "×";
@@ -282,67 +234,42 @@
     tab.append(tabLabel, close);
     tabs.append(tab);
     panes.append(pane);
-    const messages = pane.querySelector('[data-role="messages"]');
-    const socket = new SB.SessionSocket({
-      sessionId: id,
-      onEvent: (event) => {
-        const li = SB.renderEvent(event, strings, root.dataset.me ? "t" + root.dataset.me : null);
-        const pending = event.client_id && messages.querySelector('[data-client-id="' + CSS.escape(event.client_id) + '"]');
-        if (pending) pending.replaceWith(li); else messages.insertBefore(li, messages.querySelector(".pending"));
-        SB.scrollToEnd(messages);
-      },
-      onSettled: (clientId) => {
-        const pending = messages.querySelector('[data-client-id="' + CSS.escape(clientId) + '"]');
-        if (pending && pending.classList.contains("pending")) pending.remove();
-      },
-      onError: (err) => showError(err.message),
-      onStatus: (state) => {
-        const conn = pane.querySelector('[data-role="conn"]');
-        conn.textContent = state === "replaced" ? strings.replaced : strings.reconnecting;
-        conn.hidden = !["reconnecting", "offline", "replaced"].includes(state);
-      },
-    });
-    const entry = { tab, tabLabel, pane, socket };
+    const entry = { tab, tabLabel, pane, chat: null };
     open.set(id, entry);
     tab.addEventListener("click", (e) => {
       if (e.target === close) { closeTab(id); } else { select(id); }
     });
-    pane.querySelector('[data-action="copy"]').addEventListener("click", async () => {
-      const input = pane.querySelector('[data-role="join-url"]');
-      try { await navigator.clipboard.writeText(input.value); }
-      catch (e) { input.select(); document.execCommand("copy"); }
-      const note = pane.querySelector('[data-role="copied"]');
-      note.hidden = false;
-      setTimeout(() => { note.hidden = true; }, 2000);
-    });
-    pane.querySelector('[data-action="end"]').addEventListener("click", () => act(id, "end"));
-    pane.querySelector('[data-action="revoke"]').addEventListener("click", () => act(id, "revoke"));
-    pane.querySelector('[data-role="export-text"]').href = "/api/v1/sessions/" + id + "/transcript?format=text";
-    pane.querySelector('[data-role="export-html"]').href = "/api/v1/sessions/" + id + "/transcript?format=html";
-    fire("paneOpened", id, pane);
-    SB.wireComposer(pane.querySelector('[data-role="composer"]'), (text) => {
-      messages.append(SB.renderPending(socket.send(text), text, strings));
-      SB.scrollToEnd(messages);
-    });
-    wireSending(id, pane);
+    pane.querySelector('[data-action="end"]').addEventListener("click", () => endSession(id));
+    pane.querySelector('[data-action="revoke"]').addEventListener("click", () => revokeKey(id));
+    pane.querySelector('[data-role="transcript"]').href = "/sessions/" + encodeURIComponent(id) + "/transcript";
+    entry.chat = SBPane.chat({ id, pane, strings, me, api, draft: drafts[id],
+      onDraft: (text) => { if (text) drafts[id] = text; else delete drafts[id]; persist(); },
+      onEvent: (event, live) => fire("event", id, event, live),
+      onFrame: (msg) => fire("sessionFrame", id, msg),
+      onReadOnly: () => updatePane(id) });
+    const socket = entry.chat.socket;
+    const messages = pane.querySelector('[data-role="messages"]');
+    const composer = pane.querySelector('[data-role="composer"]');
+    fire("paneOpened", id, pane, socket);
     SBScreen.attach(socket, { role: "technician", mount: {
       root: pane, viewerBefore: messages, actions: pane.querySelector(".pane-actions") } });
     SBFiles.attach(socket, { sessionId: id, headers: { "X-CSRF-Token": csrf },
-      mount: { root: pane, list: messages, composer: pane.querySelector('[data-role="composer"]') } });
+      mount: { root: pane, list: messages, composer: composer } });
     socket.start();
-    loadDeliveries(id);
     updatePane(id);
-    select(id);
+    refreshSession(id);
+    if (!opts || opts.select !== false) select(id); else persist();
   }
 
   function closeTab(id) {
     const entry = open.get(id);
     if (!entry) return;
-    entry.socket.stop();
+    entry.chat.socket.stop();
     entry.tab.remove();
     entry.pane.remove();
     open.delete(id);
-    select(open.size ? [...open.keys()].pop() : null);
+    delete drafts[id];
+    select(active === id ? (open.size ? [...open.keys()].pop() : null) : active);
   }
 
   async function act(id, action) {
@@ -355,47 +282,112 @@
     } catch (e) { showError(e.message); }
   }
 
+  /* -- asking before what cannot be undone --------------------------------------------- */
+
+  const { confirm, ask } = window.SBQuestion;
+
+  async function endSession(id) {
+    const s = sessions.get(id);
+    if (!s || s.state === "ended" || open.get(id)?.chat.readOnly()) return;
+    if (await confirm(strings.confirm_end_title, SB.fill(strings.confirm_end_text, { name: label(s) }), strings.end_session)) {
+      await act(id, "end");
+    }
+  }
+
+  async function revokeKey(id) {
+    const key = keys.get(id);
+    if (await confirm(strings.confirm_revoke_title,
+      SB.fill(strings.confirm_revoke_text, { key: key ? key.key : "" }), strings.revoke_key)) {
+      await act(id, "revoke");
+    }
+  }
+
   document.getElementById("start-session").addEventListener("click", async () => {
     showError("");
     try {
       const s = await api("POST", "/api/v1/sessions");
-      rememberKey(s.session_id, s.key, s.join_url);
+      keys.set(s.session_id, { key: s.key, url: s.join_url });
       sessions.set(s.session_id, s);
+      ours.add(s.session_id);
       openSession(s.session_id);
     } catch (e) { showError(e.message); }
   });
+
+  /* Logging out leaves nothing of this console in the browser. */
+  document.getElementById("logout-form").addEventListener("submit", () => {
+    for (const name of Object.keys(sessionStorage)) if (name.startsWith("sb-")) sessionStorage.removeItem(name);
+  });
+
+  function changed(s) {
+    const previous = sessions.get(s.session_id);
+    sessions.set(s.session_id, s);
+    if (involved(s)) ours.add(s.session_id);
+    if (s.state !== "waiting") keys.delete(s.session_id);
+    else if (!keys.has(s.session_id) && s.technician.id === me && !previous) refreshSession(s.session_id);
+    updatePane(s.session_id);
+    renderList();
+    fire("transition", s, previous ? previous.state : null);
+  }
 
   function listen(attempt) {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const ws = new WebSocket(scheme + location.host + "/api/v1/technician/ws");
     ws.onmessage = (m) => {
       const msg = JSON.parse(m.data);
-      if (msg.type === "delivery.update") { rememberDelivery(msg.delivery); return; }
-      if (msg.type !== "session.update") { fire("frame", msg); return; }
-      const s = msg.session;
-      const mine = s.technician.id === Number(root.dataset.me)
-        || (s.collaborator_ids || []).includes(Number(root.dataset.me)) || root.dataset.admin === "1";
-      if (!mine) {  // handed over, or left: it is someone else's now
-        sessions.delete(s.session_id);
-        renderList();
-        return;
-      }
-      sessions.set(msg.session.session_id, msg.session);
-      updatePane(msg.session.session_id);
-      renderList();
+      if (msg.type === P.frame.SESSION_UPDATE) changed(msg.session); else fire("frame", msg);
     };
     ws.onopen = () => { attempt = 0; };
     ws.onclose = (e) => {
-      if (e.code === 4401) { location.href = "/login"; return; }
+      if (e.code === P.close.UNAUTHENTICATED) { signOut(e.reason); return; }
+      // No admin any more: the page itself (admin links, every session) must be built anew.
+      if (e.code === P.close.RIGHTS_CHANGED) { location.reload(); return; }
       setTimeout(() => listen(attempt + 1), Math.min(30000, 500 * 2 ** attempt) * (0.5 + Math.random()));
     };
   }
+
+  /* The login ended (logged out in another window, ended by an admin, a password change,
+     the account disabled…): say why, show nothing as live any more, offer to log in. The
+     panes' own sockets close for the same reason and turn read-only. */
+  function signOut(reason) {
+    signedOut = strings["signed_out_" + reason] || strings.signed_out;
+    const banner = document.getElementById("signed-out");
+    banner.querySelector('[data-role="why"]').textContent = signedOut;
+    banner.hidden = false;
+    root.classList.add("signed-out");
+    document.getElementById("start-session").disabled = true;
+    for (const id of open.keys()) updatePane(id);
+    renderList();
+  }
+
+  /* The sessions this technician had, handed-over ones too (the live list has only current ones). */
+  async function loadHistory() {
+    try {
+      const data = await api("GET", "/api/v1/sessions?technician_id=" + me + "&limit=50");
+      for (const s of data.sessions) {
+        ours.add(s.session_id);
+        if (!sessions.has(s.session_id)) sessions.set(s.session_id, s);
+      }
+      for (const id of open.keys()) updatePane(id);
+      renderList();
+    } catch (e) { /* the live list still comes */ }
+  }
+
   window.SBDashboard = {
     on: (name, fn) => hooks[name].push(fn),
-    api, mmss, strings, sessions, openSession, showError,
-    me: Number(root.dataset.me), csrf,
+    raise: (alert) => fire("alert", alert),
+    done: (key) => fire("alertDone", key),
+    api, mmss, strings, sessions, keys, openSession, select, endSession, showError, confirm, ask,
+    label, involved, refresh: (id) => { updatePane(id); renderList(); },
+    active: () => active, order: () => [...open.keys()], pane: (id) => open.get(id)?.pane,
+    me, admin, csrf,
   };
   renderList();
-  // Listen once the modules loaded after this file have hooked in.
-  window.addEventListener("DOMContentLoaded", () => listen(0));
+  // Once the modules loaded after this file have hooked in: reopen this browser tab's
+  // session tabs, then listen.
+  window.addEventListener("DOMContentLoaded", () => {
+    for (const id of saved.tabs || []) openSession(id, { select: false });
+    select(open.has(saved.active) ? saved.active : (open.size ? [...open.keys()].pop() : null));
+    listen(0);
+    loadHistory();
+  });
 })();

@@ -1,12 +1,11 @@
 /* File transfer in the browser: the "Send a file" button and drag and drop on both pages,
    progress with speed (own uploads from the browser, the other side's from file.progress
    frames), cancel, and file cards in the chat with name, size, type, SHA-256 and a
-   download link. Uploads speak tus 1.0 (docs/transfer.md) with a small client below:
-   PATCH goes through XMLHttpRequest because fetch() reports no upload progress. */
+   download link. Uploads speak tus 1.0 (docs/transfer.md) through tus.js. */
 "use strict";
 window.SBFiles = (function () {
-  const CHUNK = 64 * 1024 * 1024;  // per PATCH; a lost connection resumes from the offset anyway
-  const MAX_RETRIES = 12;
+  const P = window.SBProtocol;
+  const TusUpload = window.SBTus.TusUpload;
   const fill = (t, v) => SB.fill(t || "", v);
 
   let cached = null;
@@ -27,120 +26,6 @@ window.SBFiles = (function () {
       if (value < 1000) break;
     }
     return (value < 10 ? value.toFixed(1) : Math.round(value)) + " " + unit;
-  }
-
-  function base64(text) {
-    let binary = "";
-    for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
-    return btoa(binary);
-  }
-
-  async function errorOf(response) {
-    const data = await response.json().catch(() => ({}));
-    const error = new Error(data.message || response.statusText || String(response.status));
-    error.code = data.error || "http_" + response.status;
-    error.status = response.status;
-    return error;
-  }
-
-  /* One upload: create it (POST), then PATCH from the offset the broker has, resuming
-     with HEAD after a lost connection. */
-  class TusUpload {
-    constructor(file, opts) {
-      this.file = file;
-      // endpoint, headers, onCreated(id), onProgress(sent), onDone(), onFail(error), onRetry()
-      this.opts = opts;
-      this.url = null;
-      this.xhr = null;
-      this.retries = 0;
-      this.cancelled = false;
-      this.timer = null;
-    }
-    headers(extra) { return Object.assign({ "Tus-Resumable": "1.0.0" }, this.opts.headers, extra); }
-    async start() {
-      try {
-        const response = await fetch(this.opts.endpoint, {
-          method: "POST", credentials: "same-origin",
-          headers: this.headers({
-            "Upload-Length": String(this.file.size),
-            "Upload-Metadata": "filename " + base64(this.file.name || "file"),
-          }),
-        });
-        if (response.status !== 201) throw await errorOf(response);
-        this.url = response.headers.get("Location");
-        if (this.opts.onCreated) this.opts.onCreated(this.url.split("/").pop());
-        if (this.file.size === 0) { this.opts.onDone(); return; }
-        this.send(0);
-      } catch (error) {
-        if (error.status) this.opts.onFail(error); else this.retry(() => this.start());
-      }
-    }
-    send(offset) {
-      if (this.cancelled) return;
-      const xhr = new XMLHttpRequest();
-      this.xhr = xhr;
-      xhr.open("PATCH", this.url);
-      xhr.withCredentials = true;
-      const headers = this.headers({ "Upload-Offset": String(offset),
-                                     "Content-Type": "application/offset+octet-stream" });
-      for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
-      xhr.upload.onprogress = (e) => this.opts.onProgress(offset + e.loaded);
-      xhr.onload = () => {
-        if (this.cancelled) return;
-        if (xhr.status === 204) {
-          const next = Number(xhr.getResponseHeader("Upload-Offset"));
-          this.retries = 0;
-          this.opts.onProgress(next);
-          if (next >= this.file.size) this.opts.onDone(); else this.send(next);
-          return;
-        }
-        if (xhr.status === 409 || xhr.status === 423 || xhr.status >= 500) { this.retry(() => this.resume()); return; }
-        let data = {};
-        try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
-        const error = new Error(data.message || xhr.statusText);
-        error.code = data.error || "http_" + xhr.status;
-        error.status = xhr.status;
-        this.opts.onFail(error);
-      };
-      xhr.onerror = () => { if (!this.cancelled) this.retry(() => this.resume()); };
-      xhr.send(this.file.slice(offset, Math.min(this.file.size, offset + CHUNK)));
-    }
-    /* Ask where the broker stands, and go on from there. */
-    async resume() {
-      try {
-        const response = await fetch(this.url, { method: "HEAD", credentials: "same-origin",
-                                                  headers: this.headers({}) });
-        if (response.status !== 200) throw await errorOf(response);
-        const offset = Number(response.headers.get("Upload-Offset"));
-        if (offset >= this.file.size) this.opts.onDone(); else this.send(offset);
-      } catch (error) {
-        if (error.status && error.status < 500) this.opts.onFail(error); else this.retry(() => this.resume());
-      }
-    }
-    retry(again) {
-      if (this.cancelled) return;
-      if (this.retries >= MAX_RETRIES) {
-        const error = new Error("network");
-        error.code = "network";
-        this.opts.onFail(error);
-        return;
-      }
-      const delay = Math.min(30000, 1000 * 2 ** this.retries);
-      this.retries += 1;
-      this.opts.onRetry();
-      const go = () => { window.removeEventListener("online", go); clearTimeout(this.timer); again(); };
-      this.timer = setTimeout(go, delay);
-      window.addEventListener("online", go);  // back online: at once
-    }
-    cancel() {
-      this.cancelled = true;
-      clearTimeout(this.timer);
-      if (this.xhr) this.xhr.abort();
-      if (this.url) {
-        fetch(this.url, { method: "DELETE", credentials: "same-origin", headers: this.headers({}) })
-          .catch(() => {});
-      }
-    }
   }
 
   /* Speed over the last few seconds, for "12 MB of 50 MB · 3.4 MB/s". */
@@ -168,12 +53,12 @@ window.SBFiles = (function () {
   SB.lines.file = function (event, mySender) {
     const s = strings();
     const file = event.name || "";
-    if (event.type === "file.offered") return { node: card(event, mySender), className: "file-line" };
-    if (event.type === "file.damaged") return { text: fill(s.damaged, { file }), className: "error" };
-    if (event.type === "file.removed") return { text: fill(s.removed, { file }) };
-    if (event.type === "file.cancelled") {
+    if (event.type === P.event.FILE_OFFERED) return { node: card(event, mySender), className: "file-line" };
+    if (event.type === P.event.FILE_DAMAGED) return { nodes: SB.fillNodes(s.damaged, { file }), className: "error" };
+    if (event.type === P.event.FILE_REMOVED) return { nodes: SB.fillNodes(s.removed, { file }) };
+    if (event.type === P.event.FILE_CANCELLED) {
       const text = s[event.reason] || s.cancelled;
-      return { text: fill(text, { file }) };
+      return { nodes: SB.fillNodes(text, { file }) };
     }
     return null;
   };
@@ -184,28 +69,36 @@ window.SBFiles = (function () {
     box.className = "file-card";
     box.dataset.uploadId = event.upload_id;
     const mine = event.author && event.author.sender === mySender;
+    // Who sent it comes first: a person decides by the sender whether to download.
     const who = document.createElement("div");
     who.className = "file-who";
-    who.textContent = mine ? s.sent_by_you : fill(s.sent_by, { name: event.author ? event.author.name : "" });
-    const name = document.createElement("div");
-    name.className = "file-name";
-    name.textContent = event.name;
+    if (mine) who.textContent = s.sent_by_you;
+    else who.append(...SB.fillNodes(s.sent_by, { name: event.author ? event.author.name : "" }));
+    const name = SB.isolated("div", event.name, "file-name");
     const meta = document.createElement("div");
     meta.className = "file-meta";
     meta.textContent = formatBytes(event.size) + " · " + (event.content_type || "");
+    // The checksum is for those who compare it: folded away behind "Details".
+    const details = document.createElement("details");
+    details.className = "file-details";
+    const summary = document.createElement("summary");
+    summary.textContent = s.details;
     const hash = document.createElement("div");
     hash.className = "file-hash";
     hash.textContent = "SHA-256 " + event.sha256;
+    details.append(summary, hash);
     const link = document.createElement("a");
     link.className = "button file-download";
     link.href = event.url;
     link.download = event.name;
     link.textContent = s.download;
+    link.setAttribute("aria-label", fill(mine ? s.download_own : s.download_from,
+      { file: event.name, name: event.author ? event.author.name : "" }));
     const gone = document.createElement("span");
     gone.className = "file-gone";
     gone.textContent = s.removed_note;
     gone.hidden = true;
-    box.append(who, name, meta, hash, link, gone);
+    box.append(who, name, meta, link, gone, details);
     return box;
   }
 
@@ -299,11 +192,11 @@ window.SBFiles = (function () {
     }
 
     event(e) {
-      if (e.type === "ended") { this.close(); return; }
+      if (e.type === P.event.ENDED) { this.close(); return; }
       if (!e.type.startsWith("file.")) return;
       const incoming = this.rows.get("in:" + e.upload_id);
       if (incoming) this.drop("in:" + e.upload_id);
-      if (e.type === "file.removed") {
+      if (e.type === P.event.FILE_REMOVED) {
         for (const box of this.opts.mount.list.querySelectorAll('.file-card[data-upload-id="' + CSS.escape(e.upload_id) + '"]')) {
           box.classList.add("removed");
           box.querySelector(".file-download").remove();
@@ -313,7 +206,7 @@ window.SBFiles = (function () {
     }
 
     frame(f) {
-      if (f.type !== "file.progress") return false;
+      if (f.type !== P.frame.FILE_PROGRESS) return false;
       const me = this.socket.me && this.socket.me.sender;
       if (f.sender && f.sender.sender === me) {
         // Our own: what the broker has stored is the truth (the browser counts what it
@@ -374,6 +267,7 @@ window.SBFiles = (function () {
       if (!entry) return;
       if (entry.uploadId) this.outgoing.delete(entry.uploadId);
       clearTimeout(entry.stale);
+      clearInterval(entry.waitTimer);
       entry.li.remove();
       this.rows.delete(key);
       this.tray.hidden = this.rows.size === 0;
@@ -388,12 +282,28 @@ window.SBFiles = (function () {
       const upload = new TusUpload(file, {
         endpoint: this.endpoint,
         headers: this.opts.headers,
-        onCreated: (id) => { entry.uploadId = id; this.outgoing.set(id, entry); },
+        onCreated: (id) => {
+          clearInterval(entry.waitTimer);
+          entry.li.classList.remove("waiting");
+          entry.note.textContent = "";
+          entry.uploadId = id;
+          this.outgoing.set(id, entry);
+        },
         onProgress: (sent) => {
           entry.meter.add(sent);
           if (!entry.confirmed) this.update(entry, sent, file.size, entry.meter.perSecond());
         },
         onRetry: () => { entry.note.textContent = s.resuming; },
+        onWait: (seconds) => {
+          entry.li.classList.add("waiting");
+          const until = Date.now() + seconds * 1000;
+          const tick = () => {
+            entry.note.textContent = fill(s.waiting, { seconds: Math.max(0, Math.ceil((until - Date.now()) / 1000)) });
+          };
+          clearInterval(entry.waitTimer);
+          tick();
+          entry.waitTimer = setInterval(tick, 500);
+        },
         onDone: () => this.drop(key),  // the file.offered event shows it in the chat
         onFail: (error) => {
           entry.li.classList.add("failed");

@@ -1,12 +1,13 @@
-/* Transfers, team queues, collaborators and notes on the technician dashboard.
-   Talks to the handoff API (docs/api.md) and hooks into dashboard.js via SBDashboard. */
+/* Transfers, collaborators and notes in a session pane of the technician dashboard
+   (offers to this technician: handoff-incoming.js). Talks to the handoff API (docs/api.md)
+   and hooks into dashboard.js via SBDashboard. */
 "use strict";
 (function () {
+  const P = window.SBProtocol;
   const dash = window.SBDashboard;
   const strings = JSON.parse(document.getElementById("handoff-strings").dataset.strings);
-  const sidebar = document.querySelector(".sidebar");
-  const incoming = new Map();  // handoff id -> handoff JSON (offered to me or my queues)
   const outgoing = new Map();  // session id -> my pending handoff of it
+  const takenOver = new Set();  // handoff ids of my sessions supervisors took over
   let roster = [];
   let teams = [];
 
@@ -24,92 +25,6 @@
       roster = (await dash.api("GET", "/api/v1/technicians")).technicians;
       teams = (await dash.api("GET", "/api/v1/teams")).teams;
     } catch (e) { /* shown when used */ }
-  }
-
-  /* -- transfers for me, and my teams' queues (sidebar) ------------------------------ */
-
-  const box = el("section", "handoff-box");
-  box.hidden = true;
-  const boxTitle = el("h2", "", strings.transfers_for_you);
-  const boxList = el("ul", "handoff-list");
-  box.append(boxTitle, boxList);
-  sidebar.insertBefore(box, sidebar.querySelector("h2"));
-
-  function renderIncoming() {
-    const items = [...incoming.values()].filter((h) => h.state === "pending")
-      .sort((a, b) => a.created_at.localeCompare(b.created_at));
-    boxList.replaceChildren(...items.map(card));
-    box.hidden = items.length === 0;
-  }
-
-  function card(h) {
-    const li = el("li", "handoff-card");
-    li.dataset.handoffId = h.handoff_id;
-    const head = el("div", "handoff-head");
-    head.append(el("strong", "", h.to_team ? SB.fill(strings.queue, { team: h.to_team.name })
-      : SB.fill(strings.from, { name: h.from.name })));
-    const waited = el("span", "muted small handoff-wait");
-    waited.dataset.since = h.created_at;
-    head.append(waited);
-    li.append(head);
-    if (h.to_team) li.append(el("div", "small", SB.fill(strings.from, { name: h.from.name })));
-    li.append(el("div", "small", SB.fill(strings.customer, { name: h.end_user_name || "–" })));
-    li.append(el("p", "handoff-note", h.note));
-    const actions = el("div", "handoff-actions");
-    const preview = el("button", "", strings.preview);
-    preview.type = "button";
-    preview.addEventListener("click", () => showPreview(h));
-    const accept = el("button", "primary", strings.accept);
-    accept.type = "button";
-    accept.addEventListener("click", async () => {
-      try {
-        const session = await dash.api("POST", "/api/v1/handoffs/" + h.handoff_id + "/accept");
-        incoming.delete(h.handoff_id);
-        renderIncoming();
-        dash.sessions.set(session.session_id, session);
-        dash.openSession(session.session_id);
-      } catch (e) { dash.showError(e.message); incoming.delete(h.handoff_id); renderIncoming(); }
-    });
-    actions.append(preview, accept);
-    if (!h.to_team) {
-      const decline = el("button", "", strings.decline);
-      decline.type = "button";
-      decline.addEventListener("click", async () => {
-        const reason = window.prompt(strings.decline_reason, "");
-        if (reason === null) return;
-        try {
-          await dash.api("POST", "/api/v1/handoffs/" + h.handoff_id + "/decline", { reason });
-          incoming.delete(h.handoff_id);
-          renderIncoming();
-        } catch (e) { dash.showError(e.message); }
-      });
-      actions.append(decline);
-    }
-    li.append(actions);
-    tickWaits(li);
-    return li;
-  }
-
-  function tickWaits(scope) {
-    for (const node of (scope || document).querySelectorAll("[data-since]")) {
-      node.textContent = SB.fill(strings.waiting_for, { time: mmss((Date.now() - new Date(node.dataset.since)) / 1000) });
-    }
-  }
-
-  async function showPreview(h) {
-    const dialog = document.getElementById("handoff-preview");
-    dialog.querySelector('[data-role="title"]').textContent = strings.preview_title;
-    dialog.querySelector('[data-role="note"]').textContent = h.note;
-    const list = dialog.querySelector('[data-role="messages"]');
-    list.replaceChildren();
-    try {
-      const [events, notes] = await Promise.all([
-        dash.api("GET", "/api/v1/sessions/" + h.session_id + "/events?limit=10000"),
-        dash.api("GET", "/api/v1/sessions/" + h.session_id + "/notes")]);
-      for (const event of events.events) list.append(SB.renderEvent(event, dash.strings, null));
-      dialog.querySelector('[data-role="notes"]').textContent = notes.notes || strings.no_notes;
-    } catch (e) { dash.showError(e.message); return; }
-    dialog.showModal();
   }
 
   /* -- in a session pane: transfer, invite, notes ------------------------------------ */
@@ -144,7 +59,8 @@
     function technicianSelect(exclude) {
       const select = el("select");
       select.name = "technician";
-      for (const t of roster.filter((t) => !exclude.includes(t.id))) {
+      // Admins get disabled technicians in the roster too; nobody can hand them a session.
+      for (const t of roster.filter((t) => !t.disabled && !exclude.includes(t.id))) {
         const option = el("option", "", t.name + " (" + strings[t.presence] + ")");
         option.value = t.id;
         select.append(option);
@@ -305,6 +221,8 @@
         status.textContent = SB.fill(strings.declined, { name: target, reason: h.reason || "" });
       } else if (h.state === "expired") {
         status.textContent = SB.fill(strings.expired, { reason: h.reason || "" });
+      } else if (h.state === "accepted" && h.reason === "taken_over") {  // by a supervisor
+        status.textContent = SB.fill(strings.taken_over, { name: target, note: h.note });
       } else if (h.state === "accepted") {
         status.textContent = SB.fill(strings.accepted, { name: target });
       } else {
@@ -332,18 +250,18 @@
   dash.on("paneOpened", (id, pane) => tools.set(id, paneTools(id, pane)));
   dash.on("sessionChanged", (s) => { const t = tools.get(s.session_id); if (t) t.sessionChanged(s); });
   dash.on("frame", (msg) => {
-    if (msg.type !== "handoff.update") return;
+    if (msg.type !== P.frame.HANDOFF_UPDATE) return;
     const h = msg.handoff;
     if (h.from.id === dash.me) {
+      if (h.state === "accepted" && h.reason === "taken_over" && !takenOver.has(h.handoff_id)) {
+        takenOver.add(h.handoff_id);  // a supervisor took it: an alert, once
+        dash.raise({ key: "handoff:" + h.handoff_id, kind: "transfer", single: true, body: h.note,
+          title: SB.fill(strings.taken_over_title, { name: (h.to_technician || {}).name }) });
+      }
       outgoing.set(h.session_id, h);
       const t = tools.get(h.session_id);
       if (t) t.showStatus();
     }
-    const forMe = (h.to_technician && h.to_technician.id === dash.me) || h.to_team;
-    if (forMe && h.from.id !== dash.me) {
-      if (h.state === "pending") incoming.set(h.handoff_id, h); else incoming.delete(h.handoff_id);
-      renderIncoming();
-    }
   });
-  setInterval(() => { tickWaits(box); tickPending(); }, 1000);
+  setInterval(() => tickPending(), 1000);
 })();
