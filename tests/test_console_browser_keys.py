@@ -7,9 +7,11 @@ opening the canned responses."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
+from playwright.async_api import FileChooser
 
 from .browser_support import (
     PASSWORD,
@@ -139,6 +141,11 @@ async def test_the_console_from_the_keyboard(live: LiveBroker, people: People,
     alice = await add_technician(live, "Alice Example")
     bob = await add_technician(live, "Bob Berger", "bob@example.com")
     dash = await console("alice@example.com")
+    # Listen for the file picker long before "f" is pressed: Playwright turns Chromium's
+    # picker interception on without waiting, so a listener added just before the key
+    # can miss a picker that opens at once (CI saw that).
+    chosen: asyncio.Future[FileChooser] = asyncio.get_running_loop().create_future()
+    dash.on("filechooser", lambda c: chosen.done() or chosen.set_result(c))
     first, first_pane = await start_session(dash)
     await joined_by(live, first_pane, "Maria")
     second, _ = await start_session(dash)
@@ -179,9 +186,9 @@ async def test_the_console_from_the_keyboard(live: LiveBroker, people: People,
     await dash.wait_for_function("document.activeElement === document.body")
 
     await expect(first_pane.locator('[data-action="attach-file"]')).to_be_enabled()
-    async with dash.expect_file_chooser() as chooser:
-        await dash.keyboard.press("f")
-    assert (await chooser.value).is_multiple()
+    assert not chosen.done()
+    await dash.keyboard.press("f")
+    assert (await asyncio.wait_for(chosen, 10)).is_multiple()
 
     await dash.keyboard.press("e")
     question = dash.get_by_role("dialog", name="End this session?")
