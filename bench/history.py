@@ -49,6 +49,7 @@ from broker.schema import (
     sessions,
     technicians,
 )
+from broker.sessions import search  # noqa: E402
 from broker.sessions.search import words  # noqa: E402
 from broker.settings import Settings  # noqa: E402
 
@@ -92,10 +93,8 @@ class Seeder:
                  "must_change_password": False} for n in range(1, TECHNICIANS + 1)])
         for start in range(0, self.count, CHUNK):
             await self._chunk(start, min(self.count, start + CHUNK))
-        if self.engine.dialect.name == "sqlite":  # the texts went in without search.insert
-            async with self.engine.begin() as conn:
-                await conn.execute(sa.text("INSERT INTO session_texts_fts (session_texts_fts) "
-                                           "VALUES ('rebuild')"))
+        async with self.engine.begin() as conn:  # SQLite indexes the texts in bulk
+            await search.catch_up(conn)
 
     async def _chunk(self, start: int, end: int) -> None:
         rng = self.rng

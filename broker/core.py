@@ -263,7 +263,7 @@ class Broker:
             return cls(
                 settings=settings, clock=clock, engine=engine, hasher=hasher, sealer=sealer,
                 bus=bus, metrics=metrics, journal=journal,
-                technicians=technicians, sessions=sessions, history=History(reader or engine),
+                technicians=technicians, sessions=sessions, history=History(engine, reader),
                 reports=Reports(reader or engine),
                 accounts=Accounts(engine, technicians, logins, bus, clock, audit),
                 redeem_limiter=redeem_limiter, login_limiter=login_limiter,

@@ -105,16 +105,23 @@ class HistoryPage:
 class History:
     """Reads session history pages, through `reader`: with SQLite a connection of its own
     whose statements run on a thread (a search can take longer than the statements the
-    event loop's own connection is for, broker/sqlite.py); with PostgreSQL the engine."""
+    event loop's own connection is for, broker/sqlite.py); with PostgreSQL the engine.
+    A search first has SQLite's index catch up, through `engine` (it writes)."""
 
-    def __init__(self, reader: AsyncEngine, *,
+    def __init__(self, engine: AsyncEngine, reader: AsyncEngine | None = None, *,
                  collect_at_most: int = search.COLLECT_AT_MOST) -> None:
-        self._reader = reader
+        self._engine = engine
+        self._reader = reader or engine
         self._collect_at_most = collect_at_most
 
     def collecting_at_most(self, count: int) -> History:
         """The same history, with another limit for looking a word up first (tests)."""
-        return History(self._reader, collect_at_most=count)
+        return History(self._engine, self._reader, collect_at_most=count)
+
+    async def _catch_up(self) -> None:
+        if self._engine.dialect.name == "sqlite":
+            async with self._engine.begin() as conn:
+                await search.catch_up(conn)
 
     async def page(self, viewer: Technician, query: HistoryQuery) -> HistoryPage:
         """Admins read anyone's history (everyone's without `technician_id`); others only
@@ -143,6 +150,8 @@ class History:
                 sessions.c.created_at < query.after.created_at,
                 sa.and_(sessions.c.created_at == query.after.created_at,
                         sessions.c.id < query.after.session_id)))
+        if query.terms:
+            await self._catch_up()
         async with self._reader.connect() as conn:
             where += await search.conditions(conn, query.terms, self._collect_at_most)
             found = await store.load_all(conn, store.session_query().where(*where).order_by(

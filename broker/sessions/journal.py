@@ -16,7 +16,9 @@ corrects. With one node nobody else writes the journal, so the cache is exact an
 writer numbers from it instead of locking and reading: a transaction then only inserts
 the events (and changes the session row when an event changes its state).
 
-The transaction of one group commit is broker/sessions/commit.py.
+The transaction of one group commit is broker/sessions/commit.py. With SQLite, the writer
+also brings the history search's index up to date, at most every `search.INDEX_EVERY`
+seconds (broker/sessions/search.py says why not in every batch).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..errors import Conflict, NotFound
 from ..metrics import Metrics
 from ..protocol.events import check_event
 from ..schema import events, sessions
+from . import search
 from .commit import (
     Locked,
     Outcome,
@@ -94,6 +97,7 @@ class Journal:
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._index_due = 0.0  # when the writer next brings SQLite's search index up to date
 
     async def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="journal-writer")
@@ -279,6 +283,9 @@ class Journal:
             current = await self._lock(conn, ids)
             known = await stored_client_ids(conn, batch) if self._shared else {}
             stored, outcomes = await number_and_store(conn, batch, current, known)
+            if stored and self._clock.now() >= self._index_due:
+                await search.catch_up(conn)
+                self._index_due = self._clock.now() + search.INDEX_EVERY
         # Committed: now the cache, and the answers to those whose events were not stored.
         for session_id, locked in current.items():
             live = self._live.get(session_id)

@@ -9,8 +9,19 @@ addresses, hyphens or a database locale: SQLite's FTS5 (``unicode61``) and Postg
 matches a word equal to it or, from three characters on, a word that begins with it.
 
 Rows are written where the texts are, through `insert`: chat lines and names by the
-journal's writer in the transaction that stores their events (two more statements per
+journal's writer in the transaction that stores their events (one more statement per
 batch), notes by the session service and transfer notes by the handoff service.
+
+PostgreSQL indexes a row as it is inserted. SQLite's FTS5 index is brought up to date
+in bulk by `catch_up`, which indexes the rows after a mark (the table `search_indexed`,
+migration 0021): each small transaction that indexed its own rows cost FTS5 a segment,
+about 25 µs per chat line on the event loop, against 2 µs per row in bulk
+(docs/benchmarks.md). The journal's writer catches up at most every INDEX_EVERY seconds
+while it writes, and every search catches up first, so a search finds every stored text.
+Every row up to the mark is indexed and none after it; `replace`, the one place that
+deletes texts, catches up before it deletes (the index drops what the trigger of
+migration 0013 removes) and moves the mark down to the last row left, as SQLite numbers
+the next row on from there.
 """
 
 from __future__ import annotations
@@ -30,11 +41,13 @@ MAX_TERMS = 8
 MAX_TERM_LENGTH = 64
 PREFIX_FROM = 3  # shorter terms match whole words only: "a*" would match nearly everything
 
+INDEX_EVERY = 0.5  # seconds: how stale SQLite's index may get while the journal writes
 INSERT = session_texts.insert()
-_LAST_ID = sa.select(sa.func.coalesce(sa.func.max(session_texts.c.id), 0))
-# The rows inserted since `before` (the one connection of SQLite writes them all).
-_INDEX_SINCE = sa.text("INSERT INTO session_texts_fts (rowid, body) "
-                       "SELECT id, body FROM session_texts WHERE id > :before")
+# SQLite: the rows after the mark into the index, then the mark to the last row.
+_INDEX_PENDING = sa.text("INSERT INTO session_texts_fts (rowid, body) SELECT id, body "
+                         "FROM session_texts WHERE id > (SELECT up_to FROM search_indexed)")
+_MARK = sa.text("UPDATE search_indexed SET up_to = "
+                "(SELECT coalesce(max(id), 0) FROM session_texts)")
 _FTS = sa.table("session_texts_fts", sa.column("rowid"), sa.column("session_texts_fts"))
 _VOCAB = sa.table("session_texts_vocab", sa.column("term"), sa.column("doc"))
 _SIMPLE: sa.ColumnClause[Any] = sa.literal_column("'simple'::regconfig")
@@ -78,17 +91,17 @@ def event_rows(session_id: str, type: str, data: dict[str, Any],
 
 
 async def insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Store texts (rows of `row` or `event_rows`) and index them. SQLite's FTS5 index is
-    fed by one statement per call, not a trigger per row: FTS5 writes out what it holds
-    at every statement of a trigger, which cost five times as much (docs/benchmarks.md)."""
-    if not rows:
-        return
-    if conn.dialect.name != "sqlite":
-        await conn.execute(INSERT, rows)  # the generated column and its GIN index follow
-        return
-    before = await conn.scalar(_LAST_ID)
-    await conn.execute(INSERT, rows)
-    await conn.execute(_INDEX_SINCE, {"before": before})
+    """Store texts (rows of `row` or `event_rows`); SQLite indexes them at its next
+    `catch_up`."""
+    if rows:
+        await conn.execute(INSERT, rows)  # PostgreSQL: the generated column and GIN follow
+
+
+async def catch_up(conn: AsyncConnection) -> None:
+    """Index the texts stored since the last catch-up (SQLite; PostgreSQL has already)."""
+    if conn.dialect.name == "sqlite":
+        await conn.execute(_INDEX_PENDING)
+        await conn.execute(_MARK)
 
 
 async def add(conn: AsyncConnection, session_id: str, kind: str, text: str) -> None:
@@ -99,8 +112,11 @@ async def add(conn: AsyncConnection, session_id: str, kind: str, text: str) -> N
 
 async def replace(conn: AsyncConnection, session_id: str, kind: str, text: str) -> None:
     """The session's one text of this kind (its notes) is now `text`."""
+    await catch_up(conn)  # what the trigger removes from the index must be in it
     await conn.execute(session_texts.delete().where(session_texts.c.session_id == session_id,
                                                     session_texts.c.kind == kind))
+    if conn.dialect.name == "sqlite":
+        await conn.execute(_MARK)  # the next row is numbered on from the last one left
     await add(conn, session_id, kind, text)
 
 
