@@ -93,12 +93,13 @@ class Seeder:
                  "must_change_password": False} for n in range(1, TECHNICIANS + 1)])
         for start in range(0, self.count, CHUNK):
             await self._chunk(start, min(self.count, start + CHUNK))
-        async with self.engine.begin() as conn:  # SQLite indexes the texts in bulk
+        async with self.engine.begin() as conn:  # SQLite: the chat lines' words, the index
             await search.catch_up(conn)
 
     async def _chunk(self, start: int, end: int) -> None:
         rng = self.rng
         rows, changes, helpers, transfers, messages, texts = [], [], [], [], [], []
+        sqlite = self.engine.dialect.name == "sqlite"  # its catch-up reads the chat lines
         for number in range(start, end):
             sid = secrets.token_urlsafe(16)
             created = self.now - YEAR * (1 - number / self.count) + rng.random()
@@ -126,7 +127,8 @@ class Seeder:
                                  "sender": "p1" if seq % 2 else f"t{owner}", "client_id": None,
                                  "created_at": created + 30 * seq, "body": json.dumps(
                                      {"author": None, "data": {"text": line}})})
-                texts.append({"session_id": sid, "kind": "message", "body": words(line)})
+                if not sqlite:
+                    texts.append({"session_id": sid, "kind": "message", "body": words(line)})
             if rng.random() < 0.1:
                 heir = rng.randint(1, TECHNICIANS)
                 if heir != owner:

@@ -1,13 +1,13 @@
-"""The history search's index (broker/sessions/search.py): SQLite's catches up in bulk, yet
-a search finds every stored text at once, replaced notes vanish from it, and FTS5's own
-integrity check finds the index exact after every kind of change; the migration that
-brought the mark, both ways. PostgreSQL indexes each row as it is stored: there the same
-searches must give the same answers."""
+"""The history search's words and index (broker/sessions/search.py): SQLite reads its chat
+lines and indexes them in bulk, yet a search finds every stored line at once, replaced
+notes vanish from it, and FTS5's own integrity check finds the index exact after every
+kind of change; the migration that brought the marks, both ways. PostgreSQL stores and
+indexes each text with its event: there the same searches must give the same answers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
@@ -22,13 +22,15 @@ from broker.settings import Settings
 from .conftest import Tech, join, start_session
 from .test_history import _ids, _json
 
-_WAITING = sa.text("SELECT count(*) FROM session_texts "
-                   "WHERE id > (SELECT up_to FROM search_indexed)")
+_WAITING = sa.text("SELECT (SELECT count(*) FROM events WHERE type = 'message' AND "
+                   "rowid > (SELECT events_up_to FROM search_indexed)) + (SELECT count(*) "
+                   "FROM session_texts WHERE id > (SELECT up_to FROM search_indexed))")
 _CHECK = sa.text("INSERT INTO session_texts_fts (session_texts_fts) VALUES ('integrity-check')")
 
 
 async def _waiting(broker: Broker) -> int | None:
-    """Texts stored but not yet in SQLite's index (None: PostgreSQL, which has no mark)."""
+    """Chat lines not yet read and texts not yet indexed by SQLite's catch-up (None:
+    PostgreSQL, which has no marks)."""
     if broker.engine.dialect.name != "sqlite":
         return None
     async with broker.engine.connect() as conn:
@@ -103,8 +105,8 @@ async def test_replaced_notes_leave_the_index_exact(client: TestClient, tech: Te
 
 
 async def test_the_mark_migration_both_ways(tmp_path: Path, database_url: str) -> None:
-    """Up: what is stored counts as indexed. Down (to 0020, which indexes each row as it
-    is stored): what waited is indexed first."""
+    """Up: what is stored counts as read and indexed. Down (to 0020, which stores and
+    indexes each text with its event): what waited is stored and indexed first."""
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
     settings.data_dir.mkdir(parents=True)
     engine = create_engine(settings.sqlalchemy_url)
@@ -115,41 +117,63 @@ async def test_the_mark_migration_both_ways(tmp_path: Path, database_url: str) -
                 lambda sync: command.downgrade(_alembic_config(sync), revision)
                 if revision != "head" else command.upgrade(_alembic_config(sync), revision))
 
-    async def texts(*words: str) -> None:
+    async def store(*lines: str, notes: str | None = None) -> None:
+        """Chat lines as the journal stores them on SQLite (no text rows), and notes."""
         async with engine.begin() as conn:
             await conn.execute(sa.text(
                 "INSERT INTO sessions (id, state, created_at) VALUES ('s1', 'ended', 1.0) "
                 "ON CONFLICT DO NOTHING"))
-            await search.insert(conn, [search.row("s1", "message", w) for w in words
-                                       if search.row("s1", "message", w) is not None])
+            seq = await conn.scalar(sa.text("SELECT count(*) FROM events"))
+            for line in lines:
+                seq += 1
+                await conn.execute(sa.text(
+                    "INSERT INTO events (session_id, seq, type, body, created_at) "
+                    "VALUES ('s1', :seq, 'message', :body, 1.0)"),
+                    {"seq": seq, "body": json.dumps({"author": None, "data": {"text": line}})})
+            if notes:
+                await search.add(conn, "s1", "notes", notes)
 
-    async def scalar(statement: str) -> Any:
+    async def found(word: str) -> int:
+        async with engine.begin() as conn:
+            await conn.execute(_CHECK)
+            return int(await conn.scalar(sa.text(
+                "SELECT count(*) FROM session_texts_fts WHERE session_texts_fts MATCH :w"),
+                {"w": word}) or 0)
+
+    async def marks() -> tuple[int, int]:
         async with engine.connect() as conn:
-            return await conn.scalar(sa.text(statement))
+            return tuple((await conn.execute(sa.text(
+                "SELECT events_up_to, up_to FROM search_indexed"))).one())
 
     try:
         await migrate(engine)
         if engine.dialect.name != "sqlite":
             # Nothing to mark: the table is SQLite's alone, both ways.
-            assert await scalar("SELECT to_regclass('search_indexed')") is None
+            async with engine.connect() as conn:
+                assert await conn.scalar(sa.text("SELECT to_regclass('search_indexed')")) is None
             await to("0020")
             await to("head")
-            assert await scalar("SELECT to_regclass('search_indexed')") is None
+            async with engine.connect() as conn:
+                assert await conn.scalar(sa.text("SELECT to_regclass('search_indexed')")) is None
             return
-        await texts("one two", "three")
-        assert await scalar("SELECT up_to FROM search_indexed") == 0
+        await store("Printer one", "Scanner two", notes="Router notes")
+        assert await marks() == (0, 0)
         await to("0020")
-        assert await scalar("SELECT count(*) FROM session_texts_fts "
-                            "WHERE session_texts_fts MATCH 'three'") == 1
-        async with engine.begin() as conn:
-            await conn.execute(_CHECK)
+        assert [await found(w) for w in ("printer", "scanner", "router")] == [1, 1, 1]
         await to("head")
-        assert await scalar("SELECT up_to FROM search_indexed") == 2
-        await texts("four")
+        assert await marks() == (2, 3)  # two events read, three texts indexed
+        await store("Modem three")
+        assert await found("modem") == 0
         async with engine.begin() as conn:
-            await search.catch_up(conn)
-            await conn.execute(_CHECK)
-        assert await scalar("SELECT count(*) FROM session_texts_fts "
-                            "WHERE session_texts_fts MATCH 'four OR one'") == 2
+            assert await search.catch_up(conn)
+        assert await found("modem") == 1
+        assert await marks() == (3, 4)
+        await store("Fax four", "Hub five", "Switch six")  # read two at a time
+        async with engine.begin() as conn:
+            assert not await search.catch_up(conn, 2)
+        assert (await marks(), await found("hub"), await found("switch")) == ((5, 6), 1, 0)
+        async with engine.begin() as conn:
+            assert await search.catch_up(conn, 2)
+        assert (await marks(), await found("switch")) == ((6, 7), 1)
     finally:
         await engine.dispose()

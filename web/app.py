@@ -75,7 +75,12 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     it, raised it (redirects, errors) or sent it itself (file downloads, whose bodies may
     leave from a thread); and a page opened with ?lang= keeps that language for the pages
     that follow. (A hook, not a middleware: it sees responses whose headers have left
-    before a middleware would get them back, and holds no frame while a WebSocket lives.)"""
+    before a middleware would get them back, and holds no frame while a WebSocket lives.)
+    Not a WebSocket's handshake (101): it has no body to sniff, frame or cache, and what
+    the hook adds stays with the socket for its life, about 1.5 KiB each
+    (docs/benchmarks.md)."""
+    if isinstance(response, web.WebSocketResponse):
+        return
     lang = request.query.get("lang")
     if lang in LANGUAGES and request.cookies.get(LANG_COOKIE) != lang:
         pages.remember_language(request, response, lang)

@@ -124,9 +124,10 @@ async def number_and_store(conn: AsyncConnection, batch: list[Pending],
         stored.append(pending)
     if stored:
         await conn.execute(_INSERT_EVENTS, [_row(p) for p in stored])
-        # The words of chat lines and names, for history searches.
+        # Names for history searches; chat lines too, unless SQLite's catch-up reads them.
+        messages = conn.dialect.name != "sqlite"
         await search.insert(conn, [text for p in stored for text in search.event_rows(
-            p.session_id, p.type, p.data, p.columns)])
+            p.session_id, p.type, p.data, p.columns, messages=messages)])
         for sid, values in changes.items():
             await conn.execute(sessions.update().where(sessions.c.id == sid)
                                .values(**values))

@@ -17,8 +17,8 @@ writer numbers from it instead of locking and reading: a transaction then only i
 the events (and changes the session row when an event changes its state).
 
 The transaction of one group commit is broker/sessions/commit.py. With SQLite, the writer
-also brings the history search's index up to date, at most every `search.INDEX_EVERY`
-seconds (broker/sessions/search.py says why not in every batch).
+also brings the history search's words and index up to date, at most every
+`search.INDEX_EVERY` seconds (broker/sessions/search.py says why not in every batch).
 """
 
 from __future__ import annotations
@@ -284,8 +284,8 @@ class Journal:
             known = await stored_client_ids(conn, batch) if self._shared else {}
             stored, outcomes = await number_and_store(conn, batch, current, known)
             if stored and self._clock.now() >= self._index_due:
-                await search.catch_up(conn)
-                self._index_due = self._clock.now() + search.INDEX_EVERY
+                done = await search.catch_up(conn, search.CATCH_UP_EVENTS)
+                self._index_due = self._clock.now() + (search.INDEX_EVERY if done else 0)
         # Committed: now the cache, and the answers to those whose events were not stored.
         for session_id, locked in current.items():
             live = self._live.get(session_id)

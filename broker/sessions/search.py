@@ -8,24 +8,27 @@ addresses, hyphens or a database locale: SQLite's FTS5 (``unicode61``) and Postg
 ``to_tsvector('simple', ...)`` split such text exactly at the spaces. A search term
 matches a word equal to it or, from three characters on, a word that begins with it.
 
-Rows are written where the texts are, through `insert`: chat lines and names by the
-journal's writer in the transaction that stores their events (one more statement per
-batch), notes by the session service and transfer notes by the handoff service.
+Rows are written where the texts are, through `insert`: names by the journal's writer in
+the transaction that stores their events, notes by the session service and transfer notes
+by the handoff service; chat lines too on PostgreSQL, which indexes each row as it is
+inserted.
 
-PostgreSQL indexes a row as it is inserted. SQLite's FTS5 index is brought up to date
-in bulk by `catch_up`, which indexes the rows after a mark (the table `search_indexed`,
-migration 0021): each small transaction that indexed its own rows cost FTS5 a segment,
-about 25 µs per chat line on the event loop, against 2 µs per row in bulk
-(docs/benchmarks.md). The journal's writer catches up at most every INDEX_EVERY seconds
-while it writes, and every search catches up first, so a search finds every stored text.
-Every row up to the mark is indexed and none after it; `replace`, the one place that
-deletes texts, catches up before it deletes (the index drops what the trigger of
-migration 0013 removes) and moves the mark down to the last row left, as SQLite numbers
-the next row on from there.
+SQLite gets its chat lines' rows, and its FTS5 index all rows, in bulk from `catch_up`,
+which reads what was stored after its marks (the table `search_indexed`, migration 0021):
+the events after `events_up_to` (a chat line's row and its index entry, written in each
+small group commit, made that commit cost about a quarter more CPU, docs/benchmarks.md),
+and the texts after `up_to`. The journal's writer catches up at most every INDEX_EVERY
+seconds while it writes, and at most CATCH_UP_EVENTS events at once (a short pause of the
+loop); every search catches up first, so a search finds every stored chat line. Every
+text up to the mark is indexed and none after it; `replace`, the one place that deletes
+texts, catches up before it deletes (the index drops what the trigger of migration 0013
+removes) and moves the mark down to the last row left, as SQLite numbers the next row on
+from there.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from typing import Any
@@ -34,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..schema import session_texts, sessions
+from ..schema import events, session_texts, sessions
 
 _WORD = re.compile(r"[^\W_]+")
 MAX_TERMS = 8
@@ -42,12 +45,16 @@ MAX_TERM_LENGTH = 64
 PREFIX_FROM = 3  # shorter terms match whole words only: "a*" would match nearly everything
 
 INDEX_EVERY = 0.5  # seconds: how stale SQLite's index may get while the journal writes
+CATCH_UP_EVENTS = 500  # events read by one catch-up of the journal's writer
 INSERT = session_texts.insert()
-# SQLite: the rows after the mark into the index, then the mark to the last row.
+_ROWID: sa.ColumnClause[Any] = sa.literal_column("events.rowid")  # SQLite: the storing order
+_MARKS = sa.text("SELECT events_up_to, up_to FROM search_indexed")
+# The texts after the mark into the index, then the marks to the last rows read.
 _INDEX_PENDING = sa.text("INSERT INTO session_texts_fts (rowid, body) SELECT id, body "
                          "FROM session_texts WHERE id > (SELECT up_to FROM search_indexed)")
 _MARK = sa.text("UPDATE search_indexed SET up_to = "
                 "(SELECT coalesce(max(id), 0) FROM session_texts)")
+_MARK_EVENTS = sa.text("UPDATE search_indexed SET events_up_to = :up_to")
 _FTS = sa.table("session_texts_fts", sa.column("rowid"), sa.column("session_texts_fts"))
 _VOCAB = sa.table("session_texts_vocab", sa.column("term"), sa.column("doc"))
 _SIMPLE: sa.ColumnClause[Any] = sa.literal_column("'simple'::regconfig")
@@ -78,11 +85,18 @@ def row(session_id: str, kind: str, text: str) -> dict[str, Any] | None:
     return {"session_id": session_id, "kind": kind, "body": body} if body else None
 
 
+def message_row(session_id: str, body: str) -> dict[str, Any] | None:
+    """The row of a chat line, from its event's stored body."""
+    text = json.loads(body).get("data", {}).get("text")
+    return row(session_id, "message", text) if isinstance(text, str) else None
+
+
 def event_rows(session_id: str, type: str, data: dict[str, Any],
-               columns: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """What a journal event adds to the index: a chat line's text, an end user's name."""
+               columns: dict[str, Any] | None, *, messages: bool) -> list[dict[str, Any]]:
+    """What a journal event adds to the index: an end user's name, and with `messages` a
+    chat line's text (SQLite's `catch_up` reads those from the events)."""
     found = []
-    if type == "message" and isinstance(data.get("text"), str):
+    if messages and type == "message" and isinstance(data.get("text"), str):
         found.append(row(session_id, "message", data["text"]))
     name = (columns or {}).get("end_user_name")
     if isinstance(name, str):
@@ -97,11 +111,24 @@ async def insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         await conn.execute(INSERT, rows)  # PostgreSQL: the generated column and GIN follow
 
 
-async def catch_up(conn: AsyncConnection) -> None:
-    """Index the texts stored since the last catch-up (SQLite; PostgreSQL has already)."""
-    if conn.dialect.name == "sqlite":
-        await conn.execute(_INDEX_PENDING)
-        await conn.execute(_MARK)
+async def catch_up(conn: AsyncConnection, most: int | None = None) -> bool:
+    """SQLite: store the texts of the chat lines stored since the last catch-up (at most
+    `most` events' worth) and index every text waiting. False if events are left for
+    the next one. PostgreSQL has done all this already."""
+    if conn.dialect.name != "sqlite":
+        return True
+    events_up_to = (await conn.execute(_MARKS)).one().events_up_to
+    query = (sa.select(_ROWID.label("position"), events.c.session_id, events.c.type,
+                       events.c.body)
+             .where(_ROWID > events_up_to).order_by(_ROWID).limit(most or -1))
+    read = (await conn.execute(query)).all()
+    if read:
+        await insert(conn, [line for e in read if e.type == "message" and (
+            line := message_row(e.session_id, e.body)) is not None])
+        await conn.execute(_MARK_EVENTS, {"up_to": read[-1].position})
+    await conn.execute(_INDEX_PENDING)
+    await conn.execute(_MARK)
+    return most is None or len(read) < most
 
 
 async def add(conn: AsyncConnection, session_id: str, kind: str, text: str) -> None:
