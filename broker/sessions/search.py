@@ -45,7 +45,7 @@ MAX_TERM_LENGTH = 64
 PREFIX_FROM = 3  # shorter terms match whole words only: "a*" would match nearly everything
 
 INDEX_EVERY = 0.5  # seconds: how stale SQLite's index may get while the journal writes
-CATCH_UP_EVENTS = 500  # events read by one catch-up of the journal's writer
+CATCH_UP_EVENTS = 100  # events read by one catch-up of the journal's writer
 INSERT = session_texts.insert()
 _ROWID: sa.ColumnClause[Any] = sa.literal_column("events.rowid")  # SQLite: the storing order
 _MARKS = sa.text("SELECT events_up_to, up_to FROM search_indexed")
