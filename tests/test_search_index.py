@@ -6,14 +6,15 @@ indexes each text with its event: there the same searches must give the same ans
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from alembic import command
 
-from broker.clock import FakeClock
 from broker.core import Broker
 from broker.db import _alembic_config, create_engine, migrate
 from broker.sessions import search
@@ -52,29 +53,45 @@ async def _exact(broker: Broker) -> None:
 
 
 async def test_a_search_finds_what_the_index_has_not_caught_up_with(
-        client: TestClient, tech: Tech, clock: FakeClock, broker: Broker) -> None:
+        client: TestClient, tech: Tech, broker: Broker,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer waits for a quiet moment (made long here), or for a backlog (made short);
+    a search never waits for either."""
+    monkeypatch.setattr(search, "QUIET_SECONDS", 30.0)
+    monkeypatch.setattr(search, "CATCH_UP_EVENTS", 3)
     started = await start_session(client, tech)
     sid = started["session_id"]
     await join(client, started["key"])
     sqlite = broker.engine.dialect.name == "sqlite"
-    clock.advance(search.INDEX_EVERY)
+    await _ids(client, tech, "q=anything")  # caught up: nothing waits
+    assert await _waiting(broker) == (0 if sqlite else None)
     await _say(client, tech, sid, "first line about the printer")
-    # The writer brought the index up to date with that batch; the next ones wait for
-    # INDEX_EVERY seconds to pass (the fake clock stands still).
     await _say(client, tech, sid, "second line about the scanner")
     await _say(client, tech, sid, "third line about the plotter")
-    assert await _waiting(broker) == (2 if sqlite else None)
+    assert await _waiting(broker) == (3 if sqlite else None)
     assert await _ids(client, tech, "q=plotter") == [sid]
     assert await _waiting(broker) == (0 if sqlite else None)  # the search caught up first
 
-    await _say(client, tech, sid, "fourth line about the modem")
-    assert await _waiting(broker) == (1 if sqlite else None)
-    clock.advance(search.INDEX_EVERY)
-    await _say(client, tech, sid, "fifth line about the router")
-    assert await _waiting(broker) == (0 if sqlite else None)  # the writer's turn again
-    for word in ("printer", "scanner", "modem", "router", "the"):
+    monkeypatch.setattr(search, "CATCH_UP_BACKLOG", 4)
+    for number in range(1, 8):  # the writer keeps the backlog at four or fewer
+        await _say(client, tech, sid, f"line {number} about the modem")
+        assert (await _waiting(broker) or 0) <= 4, number
+    for word in ("printer", "scanner", "modem", "the", "7"):
         assert await _ids(client, tech, f"q={word}") == [sid], word
     assert await _ids(client, tech, "q=fax") == []
+    await _exact(broker)
+
+
+async def test_the_writer_catches_up_when_quiet(client: TestClient, tech: Tech,
+                                               broker: Broker) -> None:
+    started = await start_session(client, tech)
+    await join(client, started["key"])
+    for number in range(3):
+        await _say(client, tech, started["session_id"], f"router line {number}")
+    if broker.engine.dialect.name == "sqlite":
+        async with asyncio.timeout(5):  # QUIET_SECONDS after the last line
+            while await _waiting(broker):
+                await asyncio.sleep(0.02)
     await _exact(broker)
 
 

@@ -17,8 +17,8 @@ writer numbers from it instead of locking and reading: a transaction then only i
 the events (and changes the session row when an event changes its state).
 
 The transaction of one group commit is broker/sessions/commit.py. With SQLite, the writer
-also brings the history search's words and index up to date, at most every
-`search.INDEX_EVERY` seconds (broker/sessions/search.py says why not in every batch).
+also brings the history search's words and index up to date when the journal is quiet
+(broker/sessions/search.py says when, and why not in every batch).
 """
 
 from __future__ import annotations
@@ -97,7 +97,10 @@ class Journal:
         self._writer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        self._index_due = 0.0  # when the writer next brings SQLite's search index up to date
+        # Events SQLite's search may not have read yet (broker/sessions/search.py); at the
+        # start whatever the last run left.
+        self._indexes = engine.dialect.name == "sqlite"
+        self._unread = 1 if self._indexes else 0
 
     async def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="journal-writer")
@@ -216,6 +219,9 @@ class Journal:
 
     async def _write_loop(self) -> None:
         while True:
+            if self._unread and not await self._woken_within(search.QUIET_SECONDS):
+                await self._catch_up()
+                continue
             await self._wakeup.wait()
             self._wakeup.clear()
             batch, self._pending = self._pending, []
@@ -223,6 +229,23 @@ class Journal:
                 await self._write_batch(batch)
             if not self._pending:
                 self._idle.set()
+
+    async def _woken_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _catch_up(self) -> None:
+        """The journal is quiet: SQLite's search reads some of what it has not."""
+        try:
+            async with self._engine.begin() as conn:
+                done = await search.catch_up(conn, search.CATCH_UP_EVENTS)
+        except Exception:
+            log.exception("could not bring the history search up to date; a search will")
+            done = True  # not again before the next event (every search catches up)
+        self._unread = 0 if done else max(1, self._unread - search.CATCH_UP_EVENTS)
 
     async def _write_batch(self, batch: list[Pending]) -> None:
         for attempt in range(1, _ATTEMPTS + 1):
@@ -283,9 +306,11 @@ class Journal:
             current = await self._lock(conn, ids)
             known = await stored_client_ids(conn, batch) if self._shared else {}
             stored, outcomes = await number_and_store(conn, batch, current, known)
-            if stored and self._clock.now() >= self._index_due:
-                done = await search.catch_up(conn, search.CATCH_UP_EVENTS)
-                self._index_due = self._clock.now() + (search.INDEX_EVERY if done else 0)
+            if self._indexes and stored:
+                self._unread += len(stored)
+                if self._unread > search.CATCH_UP_BACKLOG:  # no quiet for a long while
+                    done = await search.catch_up(conn, search.CATCH_UP_EVENTS)
+                    self._unread = 0 if done else self._unread - search.CATCH_UP_EVENTS
         # Committed: now the cache, and the answers to those whose events were not stored.
         for session_id, locked in current.items():
             live = self._live.get(session_id)
