@@ -145,6 +145,9 @@ class Dispatcher:
                               lambda conn: delivery_attempts.c.id)
         self._closings = Tail("session_closings", _closing_query,
                               lambda conn: session_closings.c.id)
+        # Whether an endpoint may want what is stored now (False: SQLite found none
+        # enabled at the last run, and skips what is stored until one is).
+        self.listening = True
 
     async def run_once(self) -> int:
         """Read what is new; returns how many messages were stored."""
@@ -189,7 +192,8 @@ class Dispatcher:
             return False
         tails = (self._journal, self._attempts, self._closings)
         async with self._engine.begin() as conn:
-            if await self._endpoints.enabled(conn):
+            self.listening = bool(await self._endpoints.enabled(conn))
+            if self.listening:
                 return False
             for tail in tails:
                 await tail.skip(conn)

@@ -112,12 +112,13 @@ class WebhookService:
             [self._settings.node_id] if self._settings.several_nodes else None)
         self._loop = asyncio.create_task(self._run(), name="webhooks")
         # A session or key delivery changed (on any node): its events are stored, so look
-        # now rather than at the next poll. Other events wait for the poll.
+        # now rather than at the next poll, if an endpoint may want them. Other events
+        # wait for the poll.
         self._unsubscribe = self._bus.subscribe(ALL_SESSIONS_TOPIC, self._changed,
                                                 self._wakeup.set)
 
     def _changed(self, change: object) -> None:
-        if not isinstance(change, WebhookDisabled):
+        if self._dispatcher.listening and not isinstance(change, WebhookDisabled):
             self._wakeup.set()
 
     async def close(self) -> None:
