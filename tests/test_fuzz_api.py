@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from broker.clock import FakeClock
 from broker.schema import metadata
+from broker.sessions import search
 from web.openapi import document
 from web.state import get_broker
 
@@ -146,6 +147,10 @@ class Digest:
             assert self._broker.app is not None
             engine = get_broker(self._broker.app).engine
             found = {}
+            async with engine.begin() as conn:
+                # The history search's words settle first: the journal's writer adds them
+                # in quiet moments (broker/sessions/search.py), which may fall anywhere.
+                await search.catch_up(conn)
             async with engine.connect() as conn:
                 for table in metadata.sorted_tables:
                     volatile = VOLATILE.get(table.name, set())
