@@ -17,7 +17,7 @@ SQLite gets its chat lines' rows, and its FTS5 index all rows, in bulk from `cat
 which reads what was stored after its marks (the table `search_indexed`, migration 0021):
 the events after `events_up_to` (a chat line's row and its index entry, written in each
 small group commit, made that commit cost about a quarter more CPU, docs/benchmarks.md),
-and the texts after `up_to`. Its cost is small in bulk (about 11 µs per chat line), but
+and the texts after `up_to`. Its cost is small in bulk (11–15 µs per chat line), but
 it pauses the event loop: the journal's writer catches up, CATCH_UP_EVENTS at a time, when
 no event came for QUIET_SECONDS, and as it writes only when more than CATCH_UP_BACKLOG
 events wait. Every search catches up first, so a search finds every stored chat line (after
