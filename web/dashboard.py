@@ -48,16 +48,10 @@ async def technician_socket(request: web.Request) -> web.WebSocketResponse:
         await conn.drain_and_stop()
         return ws
     technician, login_id = found
-    try:
-        # Closed (4401, the ending as reason) when this login ends, on whichever node.
-        untrack = await get_signouts(request.app).track(Opener(technician.id, login_id), conn)
-        try:
-            if not conn.closing:
-                await _listen(request, conn, technician)
-        finally:
-            untrack()
-    finally:
-        await conn.drain_and_stop()
+    # Closed (4401, the ending as reason) when this login ends, on whichever node.
+    async with get_signouts(request.app).tracked(Opener(technician.id, login_id), conn):
+        if not conn.closing:
+            await _listen(request, conn, technician)
     return ws
 
 

@@ -42,6 +42,8 @@ class Connection(Protocol):
 
     def close(self, code: int, reason: str, *, drop_pending: bool = False) -> None: ...
 
+    async def drain_and_stop(self) -> None: ...
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Opener:
@@ -77,6 +79,19 @@ class Signouts:
             untrack()
             raise
         return untrack
+
+    @contextlib.asynccontextmanager
+    async def tracked(self, opener: Opener, conn: Connection) -> AsyncIterator[None]:
+        """A technician socket's life: tracked while it serves (closed when `opener`
+        ends), then drained and stopped, whatever happened."""
+        try:
+            untrack = await self.track(opener, conn)
+            try:
+                yield
+            finally:
+                untrack()
+        finally:
+            await conn.drain_and_stop()
 
     def changed(self, change: TechnicianChanged) -> None:
         """A technician changed somewhere in the cluster: close what their change ended.

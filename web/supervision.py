@@ -112,15 +112,9 @@ async def supervision_socket(request: web.Request) -> web.WebSocketResponse:
         await conn.drain_and_stop()
         return ws
     technician, login_id = found
-    try:
-        untrack = await get_signouts(request.app).track(Opener(technician.id, login_id), conn)
-        try:
-            if not conn.closing:
-                await _listen(request, conn, technician, scope)
-        finally:
-            untrack()
-    finally:
-        await conn.drain_and_stop()
+    async with get_signouts(request.app).tracked(Opener(technician.id, login_id), conn):
+        if not conn.closing:
+            await _listen(request, conn, technician, scope)
     return ws
 
 

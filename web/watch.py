@@ -68,15 +68,9 @@ async def watch_socket(request: web.Request) -> web.WebSocketResponse:
                                   "Only admins and team leads supervise sessions."),
                       CloseCode.FORBIDDEN)
         return ws
-    try:
-        untrack = await get_signouts(request.app).track(Opener(technician.id, login_id), conn)
-        try:
-            if not conn.closing:
-                await _watch(request, conn, technician, session)
-        finally:
-            untrack()
-    finally:
-        await conn.drain_and_stop()
+    async with get_signouts(request.app).tracked(Opener(technician.id, login_id), conn):
+        if not conn.closing:
+            await _watch(request, conn, technician, session)
     return ws
 
 
