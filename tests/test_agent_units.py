@@ -286,8 +286,10 @@ async def test_a_new_picture_goes_out_as_it_comes_at_most_one_a_frame_period() -
     # 0.5 s goes out at once, not at the next tick (0.6 s), and the ticks go on from it.
     frames = await sent(ChangingScreen([0.5]), 1.2)
     first_new = next(at for at, picture in frames if picture == 1)
-    assert 0.5 <= first_new < 0.58, frames
-    assert [picture for at, picture in frames if at < 0.5] == [0, 0, 0], frames
+    # The frames' times count from the first frame, which the track sends a moment after
+    # the screen opened: the change may show a few microseconds before 0.5 (CI saw 56 µs).
+    assert 0.49 <= first_new < 0.58, frames
+    assert [picture for at, picture in frames if at < first_new] == [0, 0, 0], frames
     gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:], strict=False)]
     assert min(gaps) >= 0.09, frames  # one early frame beside a tick, never a burst
     # A screen that changes every 40 ms still gets 5 frames a second, not 25 (after the
